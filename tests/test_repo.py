@@ -1,0 +1,47 @@
+"""The repository is consistent with its source of truth: the notebooks."""
+import importlib.util, shutil, subprocess, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+def _copy_project(dst: Path):
+    shutil.copy(ROOT / 'settings.ini', dst)
+    shutil.copytree(ROOT / 'nbs', dst / 'nbs', symlinks=True)
+    shutil.copytree(ROOT / 'kollm', dst / 'kollm', ignore=shutil.ignore_patterns('__pycache__'))
+
+def _tree(path: Path) -> dict:
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob('*'))
+            if p.is_file() and '__pycache__' not in p.parts and '.ipynb_checkpoints' not in p.parts}
+
+def _nbdev(cmd: str, cwd: Path):
+    exe = Path(sys.executable).with_name(cmd)
+    subprocess.run([str(exe) if exe.exists() else cmd], cwd=cwd, check=True, capture_output=True)
+
+def test_package_matches_notebooks(tmp_path):
+    "`nbdev_export` would not change kollm/: the package was exported from the current notebooks."
+    _copy_project(tmp_path)
+    _nbdev('nbdev_export', tmp_path)
+    exported, committed = _tree(tmp_path / 'kollm'), _tree(ROOT / 'kollm')
+    changed = sorted(k for k in exported.keys() | committed.keys() if exported.get(k) != committed.get(k))
+    assert not changed, f"run nbdev_export and commit: these files differ from the notebooks' export: {changed}"
+
+def test_notebooks_are_clean(tmp_path):
+    "`nbdev_clean` would not change nbs/: no stray metadata, execution counts or widget state."
+    _copy_project(tmp_path)
+    _nbdev('nbdev_clean', tmp_path)
+    cleaned, committed = _tree(tmp_path / 'nbs'), _tree(ROOT / 'nbs')
+    changed = sorted(k for k in cleaned if cleaned[k] != committed.get(k))
+    assert not changed, f"run nbdev_clean and commit: {changed}"
+
+def test_readme_matches_index():
+    "README.md is the rendering of nbs/index.ipynb."
+    spec = importlib.util.spec_from_file_location('readme', ROOT / 'tools' / 'readme.py')
+    readme = importlib.util.module_from_spec(spec); spec.loader.exec_module(readme)
+    assert (ROOT / 'README.md').read_text(encoding='utf-8') == readme.render(), "run `python tools/readme.py` and commit"
+
+def test_presets_ship_with_package():
+    "The preset YAML files are package data, so `pip install kollm` (not only -e) carries them."
+    setup = (ROOT / 'settings.ini').read_text()
+    assert 'package_data = configs/*.yaml' in setup
+    assert sorted(p.name for p in (ROOT / 'kollm' / 'configs').glob('model_*.yaml')) == \
+        ['model_large.yaml', 'model_medium.yaml', 'model_small.yaml', 'model_tiny.yaml']
