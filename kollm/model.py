@@ -6,7 +6,7 @@
 __all__ = ['KoLLMConfig', 'Block', 'LinearCrossEntropy', 'linear_cross_entropy', 'KoLLM', 'sample_next', 'count_parameters',
            'hf_name', 'hf_config', 'config_from_hf', 'to_hf', 'from_hf', 'smoke_run', 'kollm_smoke']
 
-# %% ../nbs/04_model.ipynb #b10d5605
+# %% ../nbs/04_model.ipynb #b1f0071d
 import dataclasses, difflib, re
 from dataclasses import dataclass, asdict
 from importlib import resources
@@ -25,7 +25,7 @@ from .rmsnorm import RMSNorm
 from .gqa import Attention, KVCache
 from .swiglu import SwiGLU
 
-# %% ../nbs/04_model.ipynb #fff1522a
+# %% ../nbs/04_model.ipynb #d99f9f6b
 @dataclass
 class KoLLMConfig:
     "Shape and regularisation of a KoLLM model; the field names are the plan's YAML keys."
@@ -62,7 +62,7 @@ class KoLLMConfig:
     @property
     def head_dim(self) -> int: return self.hidden_size // self.num_heads
 
-# %% ../nbs/04_model.ipynb #2ac68786
+# %% ../nbs/04_model.ipynb #586110bd
 def _config_from_dict(d: dict, source: str = 'config') -> KoLLMConfig:
     "Build a config from a mapping, rejecting unknown keys with a close-match hint."
     if isinstance(d, dict) and isinstance(d.get('model'), dict): d = d['model']
@@ -89,7 +89,7 @@ def to_yaml(self: KoLLMConfig, path: str | Path | None = None) -> str:
     if path is not None: Path(path).write_text(text, encoding='utf-8')
     return text
 
-# %% ../nbs/04_model.ipynb #71d6e277
+# %% ../nbs/04_model.ipynb #82e31401
 @patch(cls_method=True)
 def presets(cls: KoLLMConfig) -> list[str]:
     "Names of the presets shipped in `kollm/configs/model_*.yaml`."
@@ -104,7 +104,7 @@ def from_preset(cls: KoLLMConfig, name: str) -> KoLLMConfig:
     with resources.as_file(resources.files('kollm').joinpath('configs', f'model_{name}.yaml')) as path:
         return cls.from_yaml(path)
 
-# %% ../nbs/04_model.ipynb #c917db6a
+# %% ../nbs/04_model.ipynb #914a45bc
 class Block(nn.Module):
     "Pre-norm decoder block: `x + attn(norm(x))`, then `x + ffn(norm(x))`."
     def __init__(self, cfg: KoLLMConfig):
@@ -119,7 +119,7 @@ class Block(nn.Module):
         x = x + self.drop(self.attn(self.attn_norm(x), cos, sin, cache))
         return x + self.drop(self.ffn(self.ffn_norm(x)))
 
-# %% ../nbs/04_model.ipynb #884cda4a
+# %% ../nbs/04_model.ipynb #77d734f9
 class LinearCrossEntropy(torch.autograd.Function):
     "Mean cross-entropy of `hidden @ weight.T` against `labels`, computed in chunks with its gradient in the forward pass."
     @staticmethod
@@ -157,7 +157,7 @@ class LinearCrossEntropy(torch.autograd.Function):
         return (None if grad_h is None else grad_h * grad_out,
                 None if grad_w is None else (grad_w * grad_out).to(ctx.weight_dtype), None, None)
 
-# %% ../nbs/04_model.ipynb #fa22b0ae
+# %% ../nbs/04_model.ipynb #a71a8eb4
 def linear_cross_entropy(hidden: Tensor, # (..., hidden_size) final hidden states
                          weight: Tensor, # (vocab_size, hidden_size) LM-head weight
                          labels: Tensor, # (...) next-token targets, -100 to ignore
@@ -166,7 +166,7 @@ def linear_cross_entropy(hidden: Tensor, # (..., hidden_size) final hidden state
     "Memory-lean `F.cross_entropy(hidden @ weight.T, labels, ignore_index=-100)`."
     return LinearCrossEntropy.apply(hidden.reshape(-1, hidden.shape[-1]), weight, labels.reshape(-1), chunk_size)
 
-# %% ../nbs/04_model.ipynb #3eef3763
+# %% ../nbs/04_model.ipynb #59bbe0eb
 class KoLLM(nn.Module):
     "A LLaMA-style decoder-only language model."
     def __init__(self, cfg: KoLLMConfig):
@@ -221,7 +221,7 @@ class KoLLM(nn.Module):
         if labels is not None: return None, linear_cross_entropy(x, self.lm_head.weight, labels)
         return self.lm_head(x[:, -1:] if last_only else x), None
 
-# %% ../nbs/04_model.ipynb #8523b24d
+# %% ../nbs/04_model.ipynb #929001f6
 def sample_next(logits: Tensor, # (batch, vocab) logits of the last position
                 temperature: float = 1.0, # 0 = greedy (argmax)
                 top_k: int | None = None, # keep only the k most likely tokens
@@ -241,7 +241,7 @@ def sample_next(logits: Tensor, # (batch, vocab) logits of the last position
         logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float('-inf'))
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
-# %% ../nbs/04_model.ipynb #1ca828a9
+# %% ../nbs/04_model.ipynb #ab85f89f
 @patch
 @torch.no_grad()
 def generate(self: KoLLM,
@@ -276,13 +276,13 @@ def generate(self: KoLLM,
     self.train(was_training)
     return ids
 
-# %% ../nbs/04_model.ipynb #c96afd35
+# %% ../nbs/04_model.ipynb #9dd1fc49
 def count_parameters(cfg: KoLLMConfig) -> int:
     "Exact number of distinct parameters of `KoLLM(cfg)`, counted on the meta device (no memory allocated)."
     with torch.device('meta'): model = KoLLM(cfg)
     return sum(p.numel() for p in model.parameters())
 
-# %% ../nbs/04_model.ipynb #7e5dc7de
+# %% ../nbs/04_model.ipynb #631312e9
 _HF_NAMES = [  # kollm parameter path → Hugging Face LlamaForCausalLM path
     (r'^embed\.', 'model.embed_tokens.'),
     (r'^blocks\.(\d+)\.attn_norm\.', r'model.layers.\1.input_layernorm.'),
@@ -298,7 +298,7 @@ def hf_name(name: str) -> str:
         if re.match(pattern, name): return re.sub(pattern, repl, name)
     return name  # lm_head.weight is the same in both
 
-# %% ../nbs/04_model.ipynb #3888a309
+# %% ../nbs/04_model.ipynb #bbf2fbf2
 def hf_config(cfg: KoLLMConfig, **kwargs):
     "A `transformers.LlamaConfig` with the shapes of `cfg` (extra kwargs, e.g. token ids, are passed through)."
     from transformers import LlamaConfig
@@ -329,7 +329,7 @@ def config_from_hf(hf_cfg) -> KoLLMConfig:
                        tie_embeddings=bool(hf_cfg.tie_word_embeddings), norm_eps=hf_cfg.rms_norm_eps,
                        init_std=getattr(hf_cfg, 'initializer_range', 0.02))
 
-# %% ../nbs/04_model.ipynb #b8898b86
+# %% ../nbs/04_model.ipynb #3f0e1019
 def to_hf(model: KoLLM, **config_kwargs):
     "A `transformers.LlamaForCausalLM` holding a copy of `model`'s weights."
     from transformers import LlamaForCausalLM
@@ -347,7 +347,7 @@ def from_hf(hf_model) -> KoLLM:
     model.load_state_dict({k: hf_state[hf_name(k)] for k in model.state_dict()})
     return model.eval()
 
-# %% ../nbs/04_model.ipynb #0cfe34b8
+# %% ../nbs/04_model.ipynb #fbe6f93c
 def smoke_run(preset: str = 'tiny', # model preset
               steps: int = 150, # AdamW steps on the sentence
               text: str = '대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다.',
