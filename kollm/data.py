@@ -9,17 +9,18 @@ __all__ = ['TRUNCATED', 'READERS', 'NEAR_DUP_MIN_CHARS', 'Document', 'Report', '
            'mask_pii', 'hangul_share', 'repetition', 'doc_hash', 'minhash', 'is_valid_split', 'clean_document',
            'prepare', 'kollm_prepare']
 
-# %% ../nbs/05_data.ipynb #175a8c06
-import bz2, gzip, hashlib, io, json, os, re, unicodedata, zlib
+# %% ../nbs/05_data.ipynb #b26c2e54
+import bz2, gzip, hashlib, io, json, os, re, zlib
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import ftfy
 from fastcore.script import call_parse
 
-# %% ../nbs/05_data.ipynb #8c779b1b
+# %% ../nbs/05_data.ipynb #9155eb56
 @dataclass
 class Document:
     "One document of a corpus: its text, its source, and where in the input it came from."
@@ -27,7 +28,7 @@ class Document:
     source: str
     id: str = ''
 
-# %% ../nbs/05_data.ipynb #8aa10ad3
+# %% ../nbs/05_data.ipynb #fe5fc90e
 class Report:
     "Documents and characters read, kept and dropped, per source and per reason; file-level problems by file."
     def __init__(self):
@@ -89,7 +90,7 @@ class Report:
             df.loc['total'] = total
         return df.round(2)
 
-# %% ../nbs/05_data.ipynb #d12c5e61
+# %% ../nbs/05_data.ipynb #c30782b6
 def open_binary(path) -> io.BufferedIOBase:
     "Open `path` for streaming binary reads, decompressing `.gz`, `.bz2` and `.zst` transparently."
     path = Path(path)
@@ -102,7 +103,7 @@ def open_binary(path) -> io.BufferedIOBase:
 
 TRUNCATED = (EOFError, zlib.error, OSError)  # what gzip/bz2/zstd raise on a cut or corrupt stream
 
-# %% ../nbs/05_data.ipynb #7facf74c
+# %% ../nbs/05_data.ipynb #12f809d6
 def detect_encoding(sample: bytes) -> str:
     "Guess the encoding of Korean text from its first bytes: BOM, else UTF-8, else CP949."
     if sample.startswith(b'\xef\xbb\xbf'): return 'utf-8-sig'
@@ -116,7 +117,7 @@ def detect_encoding(sample: bytes) -> str:
     except UnicodeDecodeError as e:
         return 'cp949' if e.start > len(sample) - 2 else 'utf-8'  # only the cut last byte failed
 
-# %% ../nbs/05_data.ipynb #ea12993d
+# %% ../nbs/05_data.ipynb #5e63b62d
 class _Prepend(io.RawIOBase):
     "A raw stream that replays `head` and then continues with `f`."
     def __init__(self, head: bytes, f): self.head, self.f = head, f
@@ -146,7 +147,7 @@ def iter_lines(path, source: str, report: Report) -> Iterator[tuple[int, str]]:
         except TRUNCATED as e:
             report.problem(source, path, f'truncated or corrupt archive ({type(e).__name__}: {e}); kept what came before')
 
-# %% ../nbs/05_data.ipynb #eb6a37eb
+# %% ../nbs/05_data.ipynb #e93dc418
 def read_text(path, source: str = 'text', report: Report | None = None,
               layout: str = 'auto', # 'line': a document per line; 'paragraph': separated by blank lines; 'auto': sniff
              ) -> Iterator[Document]:
@@ -168,7 +169,7 @@ def read_text(path, source: str = 'text', report: Report | None = None,
             yield Document('\n'.join(block), source, f'{Path(path).name}:{start}'); block = []
     if block: yield Document('\n'.join(block), source, f'{Path(path).name}:{start}')
 
-# %% ../nbs/05_data.ipynb #e50cb9d8
+# %% ../nbs/05_data.ipynb #8a06097e
 def read_jsonl(path, source: str = 'jsonl', report: Report | None = None,
                text_field: str = 'text', # the key holding the document text
               ) -> Iterator[Document]:
@@ -183,7 +184,7 @@ def read_jsonl(path, source: str = 'jsonl', report: Report | None = None,
             report.skip(source, 'missing_text'); continue
         yield Document(text, source, f'{Path(path).name}:{i}')
 
-# %% ../nbs/05_data.ipynb #b72a6a91
+# %% ../nbs/05_data.ipynb #de7fb4fa
 def tidy_lines(text: str) -> str:
     "Strip every line and drop the empty ones: what markup removal leaves behind."
     return '\n'.join(l for l in (line.strip() for line in text.split('\n')) if l)
@@ -203,7 +204,7 @@ def strip_wikitext(wikitext: str) -> str:
     text = code.strip_code(normalize=True, collapse=True)
     return tidy_lines(text)
 
-# %% ../nbs/05_data.ipynb #5bfc186a
+# %% ../nbs/05_data.ipynb #6526c48e
 def read_wikipedia(path, source: str = 'wikipedia', report: Report | None = None) -> Iterator[Document]:
     "Stream article text from a MediaWiki `pages-articles` XML dump (`.xml` or `.xml.bz2`), skipping redirects and non-articles."
     import mwxml
@@ -219,7 +220,7 @@ def read_wikipedia(path, source: str = 'wikipedia', report: Report | None = None
         except Exception as e:  # a cut bz2 stream or XML document: keep what was read
             report.problem(source, path, f'truncated or corrupt dump ({type(e).__name__}: {e}); kept what came before')
 
-# %% ../nbs/05_data.ipynb #9a931e12
+# %% ../nbs/05_data.ipynb #3085fe36
 _NAMU_RULES = [  # (pattern, replacement), applied in order
     (re.compile(r'\{\{\{#!(html|folding|syntax)[^\n]*?(\n.*?)?\}\}\}', re.S), ''),  # raw HTML, code, folded boxes
     (re.compile(r'\{\{\{#!wiki[^\n]*\n?(.*?)\}\}\}', re.S), r'\1'),                   # styled box: keep its text
@@ -246,7 +247,7 @@ def strip_namumark(text: str) -> str:
     for pattern, repl in _NAMU_RULES: text = pattern.sub(repl, text)
     return tidy_lines(text)
 
-# %% ../nbs/05_data.ipynb #19e1b098
+# %% ../nbs/05_data.ipynb #56d54a96
 def read_namuwiki(path, source: str = 'namuwiki', report: Report | None = None) -> Iterator[Document]:
     "Stream documents from a Namuwiki JSON dump (one array of objects), skipping redirects and non-document namespaces."
     import ijson
@@ -262,7 +263,7 @@ def read_namuwiki(path, source: str = 'namuwiki', report: Report | None = None) 
         except (ijson.JSONError, *TRUNCATED) as e:
             report.problem(source, path, f'malformed or truncated JSON ({type(e).__name__}: {e}); kept what came before')
 
-# %% ../nbs/05_data.ipynb #49c144dd
+# %% ../nbs/05_data.ipynb #2a015005
 def _load_json(path, source: str, report: Report):
     "The parsed JSON of a (possibly compressed) file, or None after recording why it could not be read."
     try:
@@ -310,7 +311,7 @@ def read_aihub(path, source: str = 'aihub', report: Report | None = None,
     else:
         report.problem(source, path, f"no '{docs_key}' or '{dialogue_key}' list: not a known AI Hub shape")
 
-# %% ../nbs/05_data.ipynb #2b8b4aaf
+# %% ../nbs/05_data.ipynb #d579d749
 def read_wet(path, source: str = 'commoncrawl', report: Report | None = None,
              languages: tuple = ('kor',), # keep pages whose identified languages include one of these
             ) -> Iterator[Document]:
@@ -335,7 +336,7 @@ def read_wet(path, source: str = 'commoncrawl', report: Report | None = None,
         except Exception as e:  # warcio raises its own errors, EOFError or zlib.error on a cut file
             report.problem(source, path, f'truncated or corrupt WET file ({type(e).__name__}: {e}); kept what came before')
 
-# %% ../nbs/05_data.ipynb #25077875
+# %% ../nbs/05_data.ipynb #f6d5666e
 READERS = {'text': read_text, 'jsonl': read_jsonl, 'wikipedia': read_wikipedia, 'namuwiki': read_namuwiki,
            'modu': read_modu, 'aihub': read_aihub, 'commoncrawl': read_wet}
 
@@ -363,7 +364,7 @@ def iter_files(paths: Iterable) -> Iterator[Path]:
             if q.name.startswith('.') or q.name.upper().startswith(('README', 'SOURCES', 'LICENSE')): continue
             yield q
 
-# %% ../nbs/05_data.ipynb #f6fee7be
+# %% ../nbs/05_data.ipynb #f2ed7bd4
 _INVISIBLE = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]')
 _SPACES = re.compile(r'[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+')
 _FTFY = ftfy.TextFixerConfig(uncurl_quotes=False, normalization='NFC')
@@ -374,7 +375,7 @@ def normalize_text(text: str) -> str:
     text = _INVISIBLE.sub('', text.replace('\u2028', '\n').replace('\u2029', '\n').replace('\r', '\n'))
     return tidy_lines(_SPACES.sub(' ', text))
 
-# %% ../nbs/05_data.ipynb #fd2f337a
+# %% ../nbs/05_data.ipynb #dcd02817
 _PII = [
     ('rrn', re.compile(r'(?<!\d)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\s?[-–]\s?[1-8]\d{6}(?!\d)'), '[주민번호]'),
     ('card', re.compile(r'(?<!\d)\d{4}(?:[- ]\d{4}){3}(?!\d)'), '[카드번호]'),
@@ -397,7 +398,7 @@ def mask_pii(text: str) -> tuple[str, Counter]:
         text = pattern.sub(sub, text)
     return text, counts
 
-# %% ../nbs/05_data.ipynb #cd358c10
+# %% ../nbs/05_data.ipynb #40508a0e
 def hangul_share(text: str) -> float:
     "Fraction of the letters in `text` that are Hangul syllables or jamo."
     letters = hangul = 0
@@ -413,7 +414,7 @@ def repetition(text: str, n: int = 10) -> float:
     grams = [text[i:i + n] for i in range(len(text) - n + 1)]
     return 1 - len(set(grams)) / len(grams) if grams else 0.0
 
-# %% ../nbs/05_data.ipynb #23313915
+# %% ../nbs/05_data.ipynb #7d468bfe
 NEAR_DUP_MIN_CHARS = 100
 
 def doc_hash(text: str) -> bytes:
@@ -431,7 +432,7 @@ def is_valid_split(digest: bytes, valid_fraction: float) -> bool:
     "Whether the document with this hash belongs to the validation split."
     return int.from_bytes(digest[:8], 'big') < valid_fraction * 2**64
 
-# %% ../nbs/05_data.ipynb #47752d09
+# %% ../nbs/05_data.ipynb #8cb80d52
 def clean_document(text: str,
                    min_chars: int = 10, # shorter documents are dropped
                    min_hangul: float = 0.5, # minimum share of Hangul among letters
@@ -447,15 +448,16 @@ def clean_document(text: str,
     return text, '', pii
 
 def _clean_batch(batch, kw):
-    "Worker: clean a batch of (source, text) pairs and sign the survivors."
+    "Worker: clean a batch of (source, text) pairs; hash and sign the survivors (the expensive, independent part)."
     out = []
     for source, text in batch:
         clean, reason, pii = clean_document(text, **kw)
+        digest = doc_hash(clean) if clean else None
         sig = minhash(clean) if clean and len(clean) >= NEAR_DUP_MIN_CHARS else None
-        out.append((source, len(text), clean, reason, pii, sig))
+        out.append((source, len(text), clean, reason, pii, digest, sig))
     return out
 
-# %% ../nbs/05_data.ipynb #1eb05fa4
+# %% ../nbs/05_data.ipynb #47f34e9a
 def _batches(docs: Iterator[Document], size: int):
     batch = []
     for d in docs:
@@ -502,14 +504,12 @@ def prepare(inputs: Iterable, # files or folders of any format `detect_format` k
                 for d in docs: yielded += 1; yield d
             docs = counted(READERS[fmt](path, source=source, report=report))
             batches = _batches(docs, batch_size)
-            results = (pool.imap(_clean_batch_kw, ((b, kw) for b in batches)) if pool
-                       else (_clean_batch(b, kw) for b in batches))
-            for batch in results:
-                for src, n_chars, clean, reason, pii, sig in batch:
+            clean_batch = partial(_clean_batch, kw=kw)
+            for batch in (pool.imap(clean_batch, batches) if pool else map(clean_batch, batches)):
+                for src, n_chars, clean, reason, pii, digest, sig in batch:
                     report.read(src, n_chars)
-                    if pii: [report.note(src, f'pii_{k}', v) for k, v in pii.items()]
+                    for kind, n in pii.items(): report.note(src, f'pii_{kind}', n)
                     if clean is None: report.drop(src, reason, n_chars); continue
-                    digest = doc_hash(clean)
                     if digest in seen: report.drop(src, 'exact_duplicate', n_chars); continue
                     seen.add(digest)
                     if lsh is not None and sig is not None:
@@ -533,9 +533,7 @@ def prepare(inputs: Iterable, # files or folders of any format `detect_format` k
         for path in tmp.values(): path.unlink(missing_ok=True)
         if pool: pool.terminate()
 
-def _clean_batch_kw(args): return _clean_batch(*args)
-
-# %% ../nbs/05_data.ipynb #ae4e70ec
+# %% ../nbs/05_data.ipynb #70d5333d
 @call_parse
 def kollm_prepare(inputs: str, # files or folders, comma-separated (Wikipedia/Namuwiki dumps, Modu/AI Hub JSON, WET, .txt, .jsonl; .gz/.bz2/.zst)
                   out_dir: str = 'data/processed', # output folder for train.txt, valid.txt and report.json
