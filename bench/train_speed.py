@@ -1,0 +1,113 @@
+"""Training throughput of kollm against transformers' `LlamaForCausalLM` holding the same weights (CPU).
+
+Same config, batch, precision and AdamW step for both models; their steps alternate so that both see the same
+machine load, and the ratio of medians is the number to read. Peak memory is live tensor bytes measured by
+`kollm.train.peak_memory` (PyTorch's MemTracker), the same tool that validates `estimate_memory`; MFU divides
+`model_flops_per_token` by this CPU's measured `torch.mm` peak.
+
+    python bench/train_speed.py                  # tiny 16×256 and small 8×512, fp32 and bf16, ≈ 4 min on 2 cores
+    python bench/train_speed.py --compile        # also kollm under torch.compile (adds ≈ 1–2 min of compilation)
+    python bench/train_speed.py --presets tiny --steps 5 --no-memory
+"""
+import argparse, statistics, time
+
+import torch
+from transformers.utils import logging as hf_logging
+
+from kollm.model import KoLLM, KoLLMConfig, to_hf
+from kollm.train import estimate_memory, model_flops_per_token, peak_memory
+
+SHAPES = {'tiny': (16, 256), 'small': (8, 512)}  # preset: (micro-batch, seq_len), the issue's benchmark shapes
+DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
+    "Best FLOP/s of an n×n `torch.mm` in `dtype` on this CPU."
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    torch.mm(a, b)
+    best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(reps))
+    return 2 * n ** 3 / best
+
+
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def train_step(model, ids: torch.Tensor, precision: str, hf: bool):
+    "A closure running one training step (forward under autocast, backward, AdamW, grads to None) and its optimizer."
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    def step():
+        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=precision == 'bf16'):
+            loss = model(input_ids=ids, labels=ids).loss if hf else model(ids, ids)[1]
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return step, opt
+
+
+def bench_preset(preset: str, precision: str, steps: int, compile_: bool, memory: bool, peaks: dict) -> dict:
+    "Interleaved timing (and optionally peak memory) of kollm, transformers and, with `compile_`, compiled kollm."
+    cfg = KoLLMConfig.from_preset(preset)
+    micro_batch, seq_len = SHAPES[preset]
+    torch.manual_seed(0)
+    kollm = KoLLM(cfg).train()
+    hf = to_hf(kollm).train()
+    ids = torch.randint(0, cfg.vocab_size, (micro_batch, seq_len))
+    runs = {'kollm': (kollm, False), 'transformers': (hf, True)}
+    if compile_: runs['kollm compiled'] = (torch.compile(KoLLM(cfg).train()), False)
+    steps_by_name = {name: train_step(model, ids, precision, is_hf) for name, (model, is_hf) in runs.items()}
+    warmup = {}
+    for name, (step, _) in steps_by_name.items(): warmup[name] = _seconds(step)  # AdamW state; compilation
+    times = {name: [] for name in runs}
+    for _ in range(steps):
+        for name, (step, _) in steps_by_name.items(): times[name].append(_seconds(step))
+    tokens, fpt = micro_batch * seq_len, model_flops_per_token(cfg, seq_len)
+    row = {'preset': preset, 'batch': f'{micro_batch}×{seq_len}', 'precision': precision}
+    for name in runs:
+        tps = tokens / statistics.median(times[name])
+        row[f'{name} tok/s'] = tps
+        row[f'{name} MFU %'] = 100 * tps * fpt / peaks[precision]
+    row['kollm / transformers'] = row['kollm tok/s'] / row['transformers tok/s']
+    if compile_:
+        row['compiled / transformers'] = row['kollm compiled tok/s'] / row['transformers tok/s']
+        row['compile warm-up s'] = warmup['kollm compiled']
+    if memory:
+        for name in ('kollm', 'transformers'):
+            step, opt = steps_by_name[name]
+            row[f'{name} peak MiB'] = peak_memory(step, runs[name][0], opt) / 2**20
+        row['estimate MiB'] = estimate_memory(cfg, micro_batch, seq_len, precision, device_type='cpu').total / 2**20
+    return row
+
+
+def markdown_table(rows: list[dict]) -> str:
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    fmt = lambda v: f'{v:,.2f}' if isinstance(v, float) and abs(v) < 10 else f'{v:,.0f}' if isinstance(v, float) else str(v)
+    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
+    lines += ['| ' + ' | '.join(fmt(r.get(c, '')) for c in cols) + ' |' for r in rows]
+    return '\n'.join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--presets', nargs='+', default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument('--precisions', nargs='+', default=list(DTYPES), choices=list(DTYPES))
+    parser.add_argument('--steps', type=int, default=3, help='timed steps per model after one warm-up step')
+    parser.add_argument('--compile', action='store_true', help='also time kollm under torch.compile')
+    parser.add_argument('--no-memory', action='store_true', help='skip the (≈3× slower) peak-memory steps')
+    args = parser.parse_args()
+    hf_logging.set_verbosity_error()
+    peaks = {p: matmul_peak(DTYPES[p]) for p in args.precisions}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; torch.mm peak: "
+          + ', '.join(f'{p} {v / 1e9:.0f} GFLOP/s' for p, v in peaks.items()), flush=True)
+    rows = []
+    for preset in args.presets:
+        for precision in args.precisions:
+            rows.append(bench_preset(preset, precision, args.steps, args.compile, not args.no_memory, peaks))
+            print(rows[-1], flush=True)
+    print(markdown_table(rows))
+
+
+if __name__ == '__main__':
+    main()
