@@ -15,11 +15,12 @@ p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDes
 p.add_argument('--tokens', default='data/tokens'); p.add_argument('--tokenizer', default='models/tokenizer.model')
 p.add_argument('--steps', type=int, default=30); p.add_argument('--micro-batch', type=int, default=8)
 p.add_argument('--smoke', action='store_true', help='tiny model on the CPU, to check the script')
+p.add_argument('--runs', default='fp16,bf16,bf16+compile,fp16+ckpt', help='comma-separated precision[+compile][+ckpt]')
 args = p.parse_args()
 out = Path(os.environ.get('OUT', '/tmp/gpu_train_out')); out.mkdir(parents=True, exist_ok=True)
 peak = {'H100': 989e12, 'H200': 989e12}.get(next((k for k in ('H100', 'H200') if torch.cuda.is_available()
                                                    and k in torch.cuda.get_device_name()), ''), None)
-runs = [('fp16', False, False), ('bf16', False, False), ('bf16', True, False), ('fp16', False, True)]  # precision, compile, ckpt
+runs = [(r.split('+')[0], '+compile' in r, '+ckpt' in r) for r in args.runs.split(',')]  # precision, compile, ckpt
 rows = []
 for precision, compile_, ckpt in runs:
     name = f"{precision}{' compiled' if compile_ else ''}{' ckpt' if ckpt else ''}"

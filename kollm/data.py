@@ -7,11 +7,12 @@ __all__ = ['TRUNCATED', 'READERS', 'NEAR_DUP_MIN_CHARS', 'SPECIAL_IDS', 'Documen
            'iter_lines', 'read_text', 'read_jsonl', 'tidy_lines', 'strip_wikitext', 'read_wikipedia', 'strip_namumark',
            'read_namuwiki', 'read_modu', 'read_aihub', 'read_wet', 'detect_format', 'iter_files', 'normalize_text',
            'mask_pii', 'hangul_share', 'repetition', 'doc_hash', 'minhash', 'lsh_bands', 'band_keys', 'NearDuplicates',
-           'is_valid_split', 'clean_document', 'prepare', 'iter_lines_of', 'sample_lines', 'train_tokenizer',
-           'load_tokenizer', 'tokenizer_hash', 'compression', 'iter_documents', 'token_dtype', 'tokenize_text',
-           'TokenShards', 'TokenWindows', 'TokenLoader', 'kollm_prepare', 'kollm_tokenizer', 'kollm_tokenize']
+           'is_valid_split', 'clean_document', 'prepare', 'embedded_corpus', 'iter_lines_of', 'sample_lines',
+           'train_tokenizer', 'load_tokenizer', 'tokenizer_hash', 'compression', 'iter_documents', 'token_dtype',
+           'tokenize_text', 'TokenShards', 'TokenWindows', 'TokenLoader', 'kollm_prepare', 'kollm_tokenizer',
+           'kollm_tokenize']
 
-# %% ../nbs/05_data.ipynb #e94a249f
+# %% ../nbs/05_data.ipynb #a4d232ab
 import bz2, gzip, hashlib, io, json, os, re, unicodedata, zlib
 from collections import Counter, defaultdict
 from functools import partial
@@ -23,7 +24,7 @@ import ftfy
 import numpy as np
 from fastcore.script import call_parse
 
-# %% ../nbs/05_data.ipynb #03b40818
+# %% ../nbs/05_data.ipynb #af2e8136
 @dataclass
 class Document:
     "One document of a corpus: its text, its source, and where in the input it came from."
@@ -31,7 +32,7 @@ class Document:
     source: str
     id: str = ''
 
-# %% ../nbs/05_data.ipynb #f4a3c5a9
+# %% ../nbs/05_data.ipynb #05346215
 class Report:
     "Documents and characters read, kept and dropped, per source and per reason; file-level problems by file."
     def __init__(self):
@@ -93,7 +94,7 @@ class Report:
             df.loc['total'] = total
         return df.round(2)
 
-# %% ../nbs/05_data.ipynb #16be4b8a
+# %% ../nbs/05_data.ipynb #a5f28e1d
 def open_binary(path) -> io.BufferedIOBase:
     "Open `path` for streaming binary reads, decompressing `.gz`, `.bz2` and `.zst` transparently."
     path = Path(path)
@@ -106,7 +107,7 @@ def open_binary(path) -> io.BufferedIOBase:
 
 TRUNCATED = (EOFError, zlib.error, OSError)  # what gzip/bz2/zstd raise on a cut or corrupt stream
 
-# %% ../nbs/05_data.ipynb #403a6f5f
+# %% ../nbs/05_data.ipynb #4636e47f
 def detect_encoding(sample: bytes) -> str:
     "Guess the encoding of Korean text from its first bytes: BOM, else UTF-8, else CP949."
     if sample.startswith(b'\xef\xbb\xbf'): return 'utf-8-sig'
@@ -120,7 +121,7 @@ def detect_encoding(sample: bytes) -> str:
     except UnicodeDecodeError as e:
         return 'cp949' if e.start > len(sample) - 2 else 'utf-8'  # only the cut last byte failed
 
-# %% ../nbs/05_data.ipynb #1221efb0
+# %% ../nbs/05_data.ipynb #ad053163
 class _Prepend(io.RawIOBase):
     "A raw stream that replays `head` and then continues with `f`."
     def __init__(self, head: bytes, f): self.head, self.f = head, f
@@ -150,7 +151,7 @@ def iter_lines(path, source: str, report: Report) -> Iterator[tuple[int, str]]:
         except TRUNCATED as e:
             report.problem(source, path, f'truncated or corrupt archive ({type(e).__name__}: {e}); kept what came before')
 
-# %% ../nbs/05_data.ipynb #4ff1b3df
+# %% ../nbs/05_data.ipynb #0bcd815e
 def read_text(path, source: str = 'text', report: Report | None = None,
               layout: str = 'auto', # 'line': a document per line; 'paragraph': separated by blank lines; 'auto': sniff
              ) -> Iterator[Document]:
@@ -172,7 +173,7 @@ def read_text(path, source: str = 'text', report: Report | None = None,
             yield Document('\n'.join(block), source, f'{Path(path).name}:{start}'); block = []
     if block: yield Document('\n'.join(block), source, f'{Path(path).name}:{start}')
 
-# %% ../nbs/05_data.ipynb #3bb134de
+# %% ../nbs/05_data.ipynb #ff8288e5
 def read_jsonl(path, source: str = 'jsonl', report: Report | None = None,
                text_field: str = 'text', # the key holding the document text
               ) -> Iterator[Document]:
@@ -187,7 +188,7 @@ def read_jsonl(path, source: str = 'jsonl', report: Report | None = None,
             report.skip(source, 'missing_text'); continue
         yield Document(text, source, f'{Path(path).name}:{i}')
 
-# %% ../nbs/05_data.ipynb #e50da84b
+# %% ../nbs/05_data.ipynb #2ff26e46
 def tidy_lines(text: str) -> str:
     "Strip every line and drop the empty ones: what markup removal leaves behind."
     return '\n'.join(l for l in (line.strip() for line in text.split('\n')) if l)
@@ -207,7 +208,7 @@ def strip_wikitext(wikitext: str) -> str:
     text = code.strip_code(normalize=True, collapse=True)
     return tidy_lines(text)
 
-# %% ../nbs/05_data.ipynb #1e4e6df0
+# %% ../nbs/05_data.ipynb #fadccc6f
 def read_wikipedia(path, source: str = 'wikipedia', report: Report | None = None) -> Iterator[Document]:
     "Stream article text from a MediaWiki `pages-articles` XML dump (`.xml` or `.xml.bz2`), skipping redirects and non-articles."
     import mwxml
@@ -223,7 +224,7 @@ def read_wikipedia(path, source: str = 'wikipedia', report: Report | None = None
         except Exception as e:  # a cut bz2 stream or XML document: keep what was read
             report.problem(source, path, f'truncated or corrupt dump ({type(e).__name__}: {e}); kept what came before')
 
-# %% ../nbs/05_data.ipynb #1b5f883c
+# %% ../nbs/05_data.ipynb #358ea653
 _NAMU_RULES = [  # (pattern, replacement), applied in order
     (re.compile(r'\{\{\{#!(html|folding|syntax)[^\n]*?(\n.*?)?\}\}\}', re.S), ''),  # raw HTML, code, folded boxes
     (re.compile(r'\{\{\{#!wiki[^\n]*\n?(.*?)\}\}\}', re.S), r'\1'),                   # styled box: keep its text
@@ -250,7 +251,7 @@ def strip_namumark(text: str) -> str:
     for pattern, repl in _NAMU_RULES: text = pattern.sub(repl, text)
     return tidy_lines(text)
 
-# %% ../nbs/05_data.ipynb #1063d1df
+# %% ../nbs/05_data.ipynb #c04c5cf9
 def read_namuwiki(path, source: str = 'namuwiki', report: Report | None = None) -> Iterator[Document]:
     "Stream documents from a Namuwiki JSON dump (one array of objects), skipping redirects and non-document namespaces."
     import ijson
@@ -266,7 +267,7 @@ def read_namuwiki(path, source: str = 'namuwiki', report: Report | None = None) 
         except (ijson.JSONError, *TRUNCATED) as e:
             report.problem(source, path, f'malformed or truncated JSON ({type(e).__name__}: {e}); kept what came before')
 
-# %% ../nbs/05_data.ipynb #7e3f112b
+# %% ../nbs/05_data.ipynb #1b4a9bc0
 def _load_json(path, source: str, report: Report):
     "The parsed JSON of a (possibly compressed) file, or None after recording why it could not be read."
     try:
@@ -314,7 +315,7 @@ def read_aihub(path, source: str = 'aihub', report: Report | None = None,
     else:
         report.problem(source, path, f"no '{docs_key}' or '{dialogue_key}' list: not a known AI Hub shape")
 
-# %% ../nbs/05_data.ipynb #12a5f5c4
+# %% ../nbs/05_data.ipynb #1f538c34
 def read_wet(path, source: str = 'commoncrawl', report: Report | None = None,
              languages: tuple = ('kor',), # keep pages whose identified languages include one of these
             ) -> Iterator[Document]:
@@ -339,7 +340,7 @@ def read_wet(path, source: str = 'commoncrawl', report: Report | None = None,
         except Exception as e:  # warcio raises its own errors, EOFError or zlib.error on a cut file
             report.problem(source, path, f'truncated or corrupt WET file ({type(e).__name__}: {e}); kept what came before')
 
-# %% ../nbs/05_data.ipynb #ed451dcd
+# %% ../nbs/05_data.ipynb #e62d8b3f
 READERS = {'text': read_text, 'jsonl': read_jsonl, 'wikipedia': read_wikipedia, 'namuwiki': read_namuwiki,
            'modu': read_modu, 'aihub': read_aihub, 'commoncrawl': read_wet}
 
@@ -367,7 +368,7 @@ def iter_files(paths: Iterable) -> Iterator[Path]:
             if q.name.startswith('.') or q.name.upper().startswith(('README', 'SOURCES', 'LICENSE')): continue
             yield q
 
-# %% ../nbs/05_data.ipynb #068f147f
+# %% ../nbs/05_data.ipynb #692b819f
 _INVISIBLE = re.compile('[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]')
 _SPACES = re.compile(r'[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+')
 _FTFY = ftfy.TextFixerConfig(uncurl_quotes=False, normalization='NFC')
@@ -385,7 +386,7 @@ def normalize_text(text: str) -> str:
     text = _INVISIBLE.sub('', text.replace('\u2028', '\n').replace('\u2029', '\n').replace('\r', '\n'))
     return tidy_lines(_SPACES.sub(' ', text))
 
-# %% ../nbs/05_data.ipynb #1d9f0e22
+# %% ../nbs/05_data.ipynb #11644bdf
 _PII = [
     ('rrn', re.compile(r'(?<!\d)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\s?[-–]\s?[1-8]\d{6}(?!\d)'), '[주민번호]'),
     ('card', re.compile(r'(?<!\d)\d{4}(?:[- ]\d{4}){3}(?!\d)'), '[카드번호]'),
@@ -412,7 +413,7 @@ def mask_pii(text: str) -> tuple[str, Counter]:
         text = pattern.sub(sub, text)
     return text, counts
 
-# %% ../nbs/05_data.ipynb #cbd8738f
+# %% ../nbs/05_data.ipynb #cbf95ec5
 _HANGUL_RANGES = [(0xAC00, 0xD7A3), (0x1100, 0x11FF), (0x3130, 0x318F), (0xA960, 0xA97F)]  # syllables, jamo
 
 def hangul_share(text: str) -> float:
@@ -427,7 +428,7 @@ def repetition(text: str, n: int = 10) -> float:
     total = len(text) - n + 1
     return 1 - len({text[i:i + n] for i in range(total)}) / total if total > 0 else 0.0
 
-# %% ../nbs/05_data.ipynb #0df1da9c
+# %% ../nbs/05_data.ipynb #afafc1fd
 NEAR_DUP_MIN_CHARS = 100
 
 def doc_hash(text: str) -> bytes:
@@ -487,7 +488,7 @@ def is_valid_split(digest: bytes, valid_fraction: float) -> bool:
     "Whether the document with this hash belongs to the validation split."
     return int.from_bytes(digest[:8], 'big') < valid_fraction * 2**64
 
-# %% ../nbs/05_data.ipynb #61868a47
+# %% ../nbs/05_data.ipynb #70dace18
 def clean_document(text: str,
                    min_chars: int = 10, # shorter documents are dropped
                    min_hangul: float = 0.5, # minimum share of Hangul among letters
@@ -512,7 +513,7 @@ def _clean_batch(batch, kw, near: NearDuplicates | None):
         out.append((source, len(text), clean, reason, pii, digest, keys))
     return out
 
-# %% ../nbs/05_data.ipynb #694b6969
+# %% ../nbs/05_data.ipynb #2f478b29
 def _batches(docs: Iterator[Document], size: int):
     batch = []
     for d in docs:
@@ -586,7 +587,16 @@ def prepare(inputs: Iterable, # files or folders of any format `detect_format` k
         for path in tmp.values(): path.unlink(missing_ok=True)
         if pool: pool.terminate()
 
-# %% ../nbs/05_data.ipynb #88e4a644
+# %% ../nbs/05_data.ipynb #99c44c34
+def embedded_corpus() -> list[Path]:
+    "The Korean text files konlpy ships (`kolaw`, `kobill`): kollm's default corpus when none is given."
+    import importlib.util
+    spec = importlib.util.find_spec('konlpy')
+    if spec is None: raise ModuleNotFoundError("the embedded Korean corpus comes with konlpy: pip install konlpy")
+    root = Path(spec.origin).parent / 'data' / 'corpus'
+    return sorted(f for sub in ('kolaw', 'kobill') for f in (root / sub).glob('*.txt'))
+
+# %% ../nbs/05_data.ipynb #3cfe5a9f
 SPECIAL_IDS = dict(pad_id=0, unk_id=1, bos_id=2, eos_id=3)
 
 def iter_lines_of(paths: Iterable, progress: bool = False, desc: str = '') -> Iterator[str]:
@@ -633,12 +643,12 @@ def train_tokenizer(inputs: Iterable, # text files, one paragraph per line (e.g.
                 num_threads=threads or os.cpu_count(), minloglevel=2, **SPECIAL_IDS)
         except RuntimeError as e:
             raise ValueError(f"sentencepiece could not train a {vocab_size}-piece {model_type} tokenizer on "
-                             f"{len(sample)} lines: {e}. Use a smaller --vocab_size or more text.") from None
+                             f"{len(sample)} lines: {e}. Change --vocab_size as it says, or train on more text.") from None
         os.replace(prefix.with_suffix('.model'), model_path)
         os.replace(prefix.with_suffix('.vocab'), model_path.with_suffix('.vocab'))
     return model_path
 
-# %% ../nbs/05_data.ipynb #92163f50
+# %% ../nbs/05_data.ipynb #06815de3
 def load_tokenizer(path='models/tokenizer.model'):
     "A `SentencePieceProcessor` for the model at `path`, checked to carry kollm's fixed special ids."
     import sentencepiece as spm
@@ -660,7 +670,7 @@ def compression(sp, path, max_lines: int | None = None) -> dict:
     return dict(tokens=tokens, chars_per_token=sum(map(len, lines)) / tokens,
                 bytes_per_token=sum(len(l.encode('utf-8')) for l in lines) / tokens)
 
-# %% ../nbs/05_data.ipynb #363e7423
+# %% ../nbs/05_data.ipynb #eeb80534
 def iter_documents(path) -> Iterator[str]:
     "Documents of a `prepare` output file: blocks of lines separated by a blank line."
     lines = []
@@ -723,7 +733,7 @@ def tokenize_text(text_file, # a `prepare` output (`train.txt`, `valid.txt`): do
         bar.close()
         for f in tmp_files: Path(f).unlink(missing_ok=True)
 
-# %% ../nbs/05_data.ipynb #a367346b
+# %% ../nbs/05_data.ipynb #4efc64dd
 class TokenShards:
     "The memory-mapped token shards of one split, checked against their meta file and, if given, the tokenizer."
     def __init__(self, tokens_dir, # folder written by `tokenize_text`
@@ -755,7 +765,7 @@ class TokenShards:
         return np.fromfile(self.dir / self.meta['shards'][shard]['docs_file'], dtype='<u8').astype(np.int64)
     def __repr__(self): return f"TokenShards({self.dir}, {self.split!r}: {len(self):,} tokens in {len(self.shards)} shards)"
 
-# %% ../nbs/05_data.ipynb #5d539f15
+# %% ../nbs/05_data.ipynb #2ff0ac41
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -834,7 +844,7 @@ class TokenLoader:
         if theirs != mine: raise ValueError(f"cannot resume data position: saved with {theirs}, this loader has {mine}")
         self.consumed = state['consumed']
 
-# %% ../nbs/05_data.ipynb #9f48f10c
+# %% ../nbs/05_data.ipynb #81ce8f29
 @call_parse
 def kollm_prepare(inputs: str, # files or folders, comma-separated (Wikipedia/Namuwiki dumps, Modu/AI Hub JSON, WET, .txt, .jsonl; .gz/.bz2/.zst)
                   out_dir: str = 'data/processed', # output folder for train.txt, valid.txt and report.json
@@ -855,7 +865,7 @@ def kollm_prepare(inputs: str, # files or folders, comma-separated (Wikipedia/Na
     for source, file, message in report.problems: print(f"problem: {file}: {message}")
     print(f"wrote {out_dir}/train.txt, valid.txt and report.json")
 
-# %% ../nbs/05_data.ipynb #8b7a55e7
+# %% ../nbs/05_data.ipynb #6fd6ebca
 @call_parse
 def kollm_tokenizer(inputs: str = 'data/processed/train.txt', # text files to train on, comma-separated
                     model: str = 'models/tokenizer.model', # where to write the SentencePiece model

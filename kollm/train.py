@@ -6,13 +6,14 @@
 __all__ = ['PRECISION_BYTES', 'OPTIMIZER_STATES', 'GiB', 'M4_MAX_36GB', 'TrainConfig', 'train_configs', 'load_train_config',
            'Precision', 'pick_device', 'pick_precision', 'make_optimizer', 'lr_at', 'save_checkpoint',
            'list_checkpoints', 'load_weights', 'load_state', 'is_oom', 'accumulate_gradients', 'train_step',
-           'memory_in_use', 'evaluate', 'train', 'plot_metrics', 'average_checkpoints', 'load_checkpoint_model',
-           'attention_is_fused', 'activation_bytes_per_layer', 'MemoryEstimate', 'estimate_memory', 'peak_memory',
-           'model_flops_per_token', 'TrainingPlan', 'plan_training', 'BatchPlan', 'suggest_batch', 'kollm_train',
-           'kollm_plan']
+           'memory_in_use', 'evaluate', 'init_distributed', 'train', 'plot_metrics', 'average_checkpoints',
+           'load_checkpoint_model', 'attention_is_fused', 'activation_bytes_per_layer', 'MemoryEstimate',
+           'estimate_memory', 'peak_memory', 'model_flops_per_token', 'TrainingPlan', 'plan_training', 'BatchPlan',
+           'suggest_batch', 'kollm_train', 'kollm_plan']
 
-# %% ../nbs/06_train_mps.ipynb #2abddfdb
+# %% ../nbs/06_train_mps.ipynb #99ca7ad8
 import dataclasses, json, math, os, re, shutil, time
+from contextlib import nullcontext
 from dataclasses import dataclass, asdict
 from importlib import resources
 from itertools import islice
@@ -24,12 +25,13 @@ import torch
 import yaml
 from fastcore.basics import patch
 from fastcore.script import call_parse, Param
+import torch.distributed as dist
 from torch import nn, Tensor
 
 from .model import KoLLM, KoLLMConfig, count_parameters, dataclass_from_dict, _config_from_dict
 from .data import TokenLoader, TokenShards, TokenWindows
 
-# %% ../nbs/06_train_mps.ipynb #d60af8f7
+# %% ../nbs/06_train_mps.ipynb #b2c24dac
 @dataclass
 class TrainConfig:
     "A training run besides the model's shape; defaults are the plan's M4 Max settings for the medium model."
@@ -86,7 +88,7 @@ class TrainConfig:
     @property
     def tokens_per_step(self) -> int: return self.batch_size * self.grad_accum * self.seq_len
 
-# %% ../nbs/06_train_mps.ipynb #6aed807b
+# %% ../nbs/06_train_mps.ipynb #af31d630
 def train_configs() -> list[str]:
     "Names of the training configs shipped in `kollm/configs/training_*.yaml`."
     files = resources.files('kollm').joinpath('configs').iterdir()
@@ -125,7 +127,7 @@ def to_yaml(self: TrainConfig) -> str:
     d = asdict(self)
     return yaml.safe_dump({'model': d.pop('model'), 'training': d}, sort_keys=False, allow_unicode=True)
 
-# %% ../nbs/06_train_mps.ipynb #688a781d
+# %% ../nbs/06_train_mps.ipynb #a4f2ac1a
 @dataclass
 class Precision:
     "Where and how to compute: the device, the autocast dtype (None: fp32), and whether losses need scaling."
@@ -163,7 +165,7 @@ def pick_precision(device: str = 'auto', precision: str = 'auto', mps_memory_fra
     dtype = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}[precision]
     return Precision(d, dtype, scaler=dtype is torch.float16)
 
-# %% ../nbs/06_train_mps.ipynb #fa33d1c6
+# %% ../nbs/06_train_mps.ipynb #3cc6fe98
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
     "AdamW with weight decay on matrices (embedding included) and none on norm gains and biases."
     params = [p for p in model.parameters() if p.requires_grad]
@@ -179,7 +181,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     progress = min((step - cfg.warmup_steps) / max(cfg.max_steps - cfg.warmup_steps, 1), 1.0)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
-# %% ../nbs/06_train_mps.ipynb #75054713
+# %% ../nbs/06_train_mps.ipynb #28f74e00
 def _rng_state(device: torch.device) -> dict:
     state = dict(cpu=torch.get_rng_state())
     if device.type == 'cuda': state['cuda'] = torch.cuda.get_rng_state(device)
@@ -229,7 +231,7 @@ def load_state(ckpt) -> dict:
     "A checkpoint's training state, read without unpickling arbitrary objects."
     return torch.load(Path(ckpt) / 'state.pt', weights_only=True)
 
-# %% ../nbs/06_train_mps.ipynb #fe8f9899
+# %% ../nbs/06_train_mps.ipynb #3804ccc8
 def is_oom(e: BaseException) -> bool:
     "Whether an exception is an out-of-memory error (CUDA, MPS or CPU allocator)."
     return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and 'out of memory' in str(e).lower())
@@ -238,12 +240,16 @@ def accumulate_gradients(model: nn.Module, x: Tensor, y: Tensor, micro_batch: in
                          scaler=None, before_micro_batch=None) -> Tensor:
     "Forward and backward over `x`, `y` in micro-batches; gradients accumulate as for one batch. Returns the mean loss."
     total = torch.zeros((), device=precision.device)
-    for xs, ys in zip(x.split(micro_batch), y.split(micro_batch)):
+    chunks = list(zip(x.split(micro_batch), y.split(micro_batch)))
+    for i, (xs, ys) in enumerate(chunks):
         if before_micro_batch: before_micro_batch(len(xs))
         xs, ys = xs.to(precision.device, non_blocking=True), ys.to(precision.device, non_blocking=True)
-        with precision.autocast(): _, loss = model(xs, labels=ys)
-        loss = loss.float() * (len(xs) / len(x))  # each micro-batch's share of the batch mean
-        (scaler.scale(loss) if scaler else loss).backward()
+        # under DDP, gradients are all-reduced once per step: on the last micro-batch, not after each
+        sync = model.no_sync() if hasattr(model, 'no_sync') and i < len(chunks) - 1 else nullcontext()
+        with sync:
+            with precision.autocast(): _, loss = model(xs, labels=ys)
+            loss = loss.float() * (len(xs) / len(x))  # each micro-batch's share of the batch mean
+            (scaler.scale(loss) if scaler else loss).backward()
         total += loss.detach()
     return total
 
@@ -257,12 +263,16 @@ def train_step(model, optimizer, x, y, micro_batch: int, precision: Precision, c
             break
         except Exception as e:
             if not is_oom(e) or micro_batch == 1: raise
+            if dist.is_initialized() and dist.get_world_size() > 1:  # the other ranks are already in the all-reduce
+                raise RuntimeError(f"out of memory at micro-batch {micro_batch} under DDP: restart with "
+                                   f"batch_size={micro_batch // 2} and grad_accum doubled") from e
             optimizer.zero_grad(set_to_none=True)
             if precision.device.type == 'cuda': torch.cuda.empty_cache()
             if precision.device.type == 'mps': torch.mps.empty_cache()
             micro_batch //= 2
             log(f"out of memory: micro-batch {micro_batch * 2} → {micro_batch}, "
                 f"accumulation ×{len(x) // (micro_batch * 2)} → ×{-(-len(x) // micro_batch)}; retrying the same step")
+    if dist.is_initialized(): dist.all_reduce(loss); loss /= dist.get_world_size()  # the mean over all ranks
     stats = dict(loss=loss.item(), lr=lr, skipped=False, grad_norm=float('nan'))
     if not math.isfinite(stats['loss']):
         optimizer.zero_grad(set_to_none=True)
@@ -279,7 +289,7 @@ def train_step(model, optimizer, x, y, micro_batch: int, precision: Precision, c
     optimizer.zero_grad(set_to_none=True)
     return stats, micro_batch
 
-# %% ../nbs/06_train_mps.ipynb #237b60b4
+# %% ../nbs/06_train_mps.ipynb #b77c6d71
 def memory_in_use(device: torch.device) -> float:
     "GB of memory the run holds: peak allocated on CUDA, driver-allocated on MPS, peak resident set on the CPU."
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 1e9
@@ -305,6 +315,21 @@ def _keep_metrics_until(path: Path, step: int):
         lines = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l)['step'] <= step]
         path.write_text(''.join(l + '\n' for l in lines))
 
+def init_distributed(device: str = 'auto') -> tuple[int, int]:
+    "(rank, world size): under `torchrun`, join the process group (NCCL on CUDA, Gloo otherwise); alone, (0, 1)."
+    world = int(os.environ.get('WORLD_SIZE', 1))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group('nccl' if pick_device(device).type == 'cuda' else 'gloo')
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+def _all_rng_states(device: torch.device, world: int) -> list:
+    "Every rank's RNG states (each rank draws its own dropout masks), gathered on all ranks."
+    mine = _rng_state(device)
+    if world == 1: return [mine]
+    states = [None] * world
+    dist.all_gather_object(states, mine)
+    return states
+
 def train(cfg: TrainConfig, resume: bool = False, # continue from the newest complete checkpoint in cfg.out_dir
           progress: bool = True, log=print,
           before_micro_batch=None, # called with each micro-batch's size before its forward (tests inject OOMs here)
@@ -312,7 +337,11 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     "Train (or resume) the run `cfg` describes; return its final state and figures."
     from tqdm.auto import tqdm
     out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
-    precision = pick_precision(cfg.device, cfg.precision, cfg.mps_memory_fraction)
+    rank, world = init_distributed(cfg.device)
+    main = rank == 0  # only the first process logs, evaluates and writes
+    device = cfg.device
+    if world > 1 and pick_device(device).type == 'cuda': device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    precision = pick_precision(device, cfg.precision, cfg.mps_memory_fraction)
     torch.manual_seed(cfg.seed)
     mcfg = cfg.model_config()
     train_tokens = TokenShards(cfg.tokens_dir, 'train', tokenizer=cfg.tokenizer)
@@ -326,8 +355,9 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     model.gradient_checkpointing = cfg.grad_checkpointing
     optimizer = make_optimizer(model, cfg, precision.device)
     scaler = torch.amp.GradScaler(precision.device.type) if precision.scaler else None
-    loader = TokenLoader(TokenWindows(train_tokens, cfg.seq_len), cfg.batch_size * cfg.grad_accum, seed=cfg.seed,
-                         num_workers=cfg.num_workers)
+    # every rank reads the same batches of batch_size × grad_accum × world windows and trains on its own slice
+    loader = TokenLoader(TokenWindows(train_tokens, cfg.seq_len), cfg.batch_size * cfg.grad_accum * world,
+                         seed=cfg.seed, num_workers=cfg.num_workers)
     valid_loader = TokenLoader(TokenWindows(valid_tokens, cfg.seq_len), min(cfg.batch_size, len(TokenWindows(valid_tokens, cfg.seq_len))),
                                shuffle=False, num_workers=0)
     valid = list(islice(valid_loader, min(cfg.eval_batches, valid_loader.batches_per_epoch)))
@@ -339,38 +369,50 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
         if scaler: scaler.load_state_dict(saved['scaler'])
         loader.load_state_dict(saved['loader'])
         state.update(saved['counters'])
-        _set_rng_state(saved['rng'], precision.device)
-        _keep_metrics_until(out / 'metrics.jsonl', state['step'])
+        if len(saved['rng']) != world:
+            raise ValueError(f"{ckpts[-1]} was saved by {len(saved['rng'])} processes; resume it with as many")
+        _set_rng_state(saved['rng'][rank], precision.device)
+        if main: _keep_metrics_until(out / 'metrics.jsonl', state['step'])
         log(f"resumed from {ckpts[-1]} at step {state['step']}")
     elif resume: log(f"nothing to resume in {out / 'checkpoints'}: starting from scratch")
-    (out / 'config.yaml').write_text(cfg.to_yaml(), encoding='utf-8')
-    forward = torch.compile(model) if cfg.compile else model
+    elif world > 1: torch.manual_seed(cfg.seed + rank)  # the same initial weights everywhere, then each rank's own dropout
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[precision.device.index] if precision.device.type == 'cuda' else None)
+    else: net = model
+    forward = torch.compile(net) if cfg.compile else net
     compiled_ok = not cfg.compile
-    metrics = open(out / 'metrics.jsonl', 'a')
+    if main: (out / 'config.yaml').write_text(cfg.to_yaml(), encoding='utf-8')
+    metrics = open(out / 'metrics.jsonl', 'a') if main else None
     board = None
-    if cfg.tensorboard:
+    if cfg.tensorboard and main:
         from torch.utils.tensorboard import SummaryWriter
         board = SummaryWriter(out / 'tensorboard')
     def record(**row):
+        if not main: return
         metrics.write(json.dumps(row) + '\n'); metrics.flush()
         if board:
             for k, v in row.items():
                 if k != 'step' and isinstance(v, (int, float)): board.add_scalar(k, v, row['step'])
     def checkpoint():
-        return save_checkpoint(out, model, cfg, dict(
-            step=state['step'], micro_batch=state['micro_batch'], counters=dict(state), rng=_rng_state(precision.device),
+        rng = _all_rng_states(precision.device, world)  # a collective: every rank takes part
+        if main: save_checkpoint(out, model, cfg, dict(
+            step=state['step'], micro_batch=state['micro_batch'], counters=dict(state), rng=rng,
             optimizer=optimizer.state_dict(), scaler=scaler.state_dict() if scaler else None,
             loader=loader.state_dict()), keep=cfg.keep_checkpoints)
-    if state['step'] == 0:
+        if world > 1: dist.barrier()  # nobody resumes, or reads the checkpoint, before it exists
+    if state['step'] == 0 and main:
         val = evaluate(model, valid, precision)
         record(step=0, val_loss=val, val_ppl=math.exp(min(val, 50)), tokens=0)
-    bar = tqdm(total=cfg.max_steps, initial=state['step'], disable=not progress, desc='train', dynamic_ncols=True)
+    bar = tqdm(total=cfg.max_steps, initial=state['step'], disable=not (progress and main), desc='train', dynamic_ncols=True)
     val = None
     batches, window = iter(loader), []
     tick = time.perf_counter()
     try:
         while state['step'] < cfg.max_steps:
             x, y = next(batches)
+            step_tokens = x.numel()
+            if world > 1: x, y = x.chunk(world)[rank], y.chunk(world)[rank]
             lr = lr_at(state['step'], cfg)
             try:
                 stats, state['micro_batch'] = train_step(forward, optimizer, x, y, state['micro_batch'], precision, cfg,
@@ -380,10 +422,10 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
                 if compiled_ok or is_oom(e): raise
                 log(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); training without it")
                 optimizer.zero_grad(set_to_none=True)
-                forward, compiled_ok = model, True
+                forward, compiled_ok = net, True
                 stats, state['micro_batch'] = train_step(forward, optimizer, x, y, state['micro_batch'], precision, cfg,
                                                          lr, scaler, before_micro_batch, log)
-            state['step'] += 1; state['tokens'] += x.numel()
+            state['step'] += 1; state['tokens'] += step_tokens
             if stats['skipped'] == 'nonfinite':
                 state['nonfinite'] += 1; state['nonfinite_in_a_row'] += 1
                 log(f"step {state['step']}: non-finite loss or gradient, update skipped "
@@ -400,24 +442,26 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
                 finite = [l for l in window if math.isfinite(l)]
                 row = dict(step=state['step'], loss=sum(finite) / len(finite) if finite else float('nan'), lr=lr,
                            grad_norm=stats['grad_norm'], tokens=state['tokens'],
-                           tokens_per_s=len(window) * x.numel() / elapsed, memory_gb=memory_in_use(precision.device),
+                           tokens_per_s=len(window) * step_tokens / elapsed, memory_gb=memory_in_use(precision.device),
                            micro_batch=state['micro_batch'], skipped=state['nonfinite'], overflow=state['overflow'])
                 record(**row); window = []
                 bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f'{lr:.2e}', tok_s=f"{row['tokens_per_s']:,.0f}",
                                 mem=f"{row['memory_gb']:.1f}GB", refresh=False)
-            if state['step'] % cfg.eval_steps == 0 or state['step'] == cfg.max_steps:
+            if main and (state['step'] % cfg.eval_steps == 0 or state['step'] == cfg.max_steps):
                 val = evaluate(model, valid, precision)
                 record(step=state['step'], val_loss=val, val_ppl=math.exp(min(val, 50)), tokens=state['tokens'])
                 bar.set_description(f'train (val {val:.3f})')
             if state['step'] % cfg.save_steps == 0 or state['step'] == cfg.max_steps: checkpoint()
             bar.update(1)
     finally:
-        bar.close(); metrics.close()
+        bar.close()
+        if metrics: metrics.close()
         if board: board.close()
+    if world > 1: dist.destroy_process_group()
     return dict(state, val_loss=val, checkpoint=str(list_checkpoints(out)[-1]), precision=precision.name,
-                device=str(precision.device))
+                device=str(precision.device), world_size=world)
 
-# %% ../nbs/06_train_mps.ipynb #655f306b
+# %% ../nbs/06_train_mps.ipynb #34bcbe82
 def plot_metrics(run_dir, ax=None):
     "Training and validation loss of a run against steps, from its `metrics.jsonl`."
     import koreanize_matplotlib  # noqa: F401  NanumGothic, so Hangul labels render instead of boxes
@@ -430,7 +474,7 @@ def plot_metrics(run_dir, ax=None):
     ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.legend(); ax.grid(alpha=0.3)
     return ax
 
-# %% ../nbs/06_train_mps.ipynb #06313ce4
+# %% ../nbs/06_train_mps.ipynb #83eba373
 def average_checkpoints(ckpts: list, # checkpoint folders (e.g. `list_checkpoints(run)[-3:]`)
                         out, # folder for the averaged checkpoint
                        ) -> Path:
@@ -460,7 +504,7 @@ def load_checkpoint_model(ckpt, device='cpu') -> KoLLM:
     model = KoLLM(load_train_config(str(Path(ckpt) / 'config.yaml')).model_config())
     return load_weights(model, ckpt).to(device)
 
-# %% ../nbs/06_train_mps.ipynb #bcd75c3d
+# %% ../nbs/06_train_mps.ipynb #784688de
 PRECISION_BYTES = {'fp32': 4, 'fp16': 2, 'bf16': 2}  # bytes of a matmul operand; fp16/bf16 mean autocast over fp32 weights
 OPTIMIZER_STATES = {'adamw': 2, 'sgd': 1}  # fp32 tensors of optimizer state per parameter (SGD with momentum)
 
@@ -491,7 +535,7 @@ def activation_bytes_per_layer(cfg: KoLLMConfig,
     if cfg.dropout > 0: per_token += 2 * h * (1 if device_type == 'cuda' else b)  # residual-dropout masks
     return micro_batch * seq_len * per_token + scores
 
-# %% ../nbs/06_train_mps.ipynb #90d77c5e
+# %% ../nbs/06_train_mps.ipynb #e81ee9bd
 GiB = 2**30
 
 @dataclass
@@ -518,7 +562,7 @@ class MemoryEstimate:
         rows = '\n'.join(f"  {name:<14}{v:9.3f} GiB" for name, v in self.gib().items())
         return f"MemoryEstimate (peak at {self.peak_phase})\n{rows}"
 
-# %% ../nbs/06_train_mps.ipynb #3a663919
+# %% ../nbs/06_train_mps.ipynb #170c41f8
 def estimate_memory(cfg: KoLLMConfig,
                     micro_batch: int, # sequences per forward/backward pass
                     seq_len: int | None = None, # tokens per sequence (default: cfg.max_seq_length)
@@ -563,7 +607,7 @@ def estimate_memory(cfg: KoLLMConfig,
     return MemoryEstimate(weights=weights, optimizer=OPTIMIZER_STATES[optimizer] * 4 * params, gradients=g,
                           weight_copies=c, activations=a, loss_buffers=lb, temporaries=t, peak_phase=phase)
 
-# %% ../nbs/06_train_mps.ipynb #cc6cb534
+# %% ../nbs/06_train_mps.ipynb #88af1e4a
 def peak_memory(step, # no-argument callable: one training step
                 *tracked, # modules and optimizers whose parameters, gradients and states count as well
                ) -> int: # peak bytes of live tensors during `step()`
@@ -574,7 +618,7 @@ def peak_memory(step, # no-argument callable: one training step
     with tracker: step()
     return tracker.get_tracker_snapshot('peak')[torch.device('cpu')]['Total']
 
-# %% ../nbs/06_train_mps.ipynb #2704823b
+# %% ../nbs/06_train_mps.ipynb #ce543d86
 def model_flops_per_token(cfg: KoLLMConfig,
                           seq_len: int | None = None, # tokens per sequence (default: cfg.max_seq_length)
                          ) -> int: # FLOPs of one forward + backward pass per trained token
@@ -583,7 +627,7 @@ def model_flops_per_token(cfg: KoLLMConfig,
     matmul_params = count_parameters(cfg) - (0 if cfg.tie_embeddings else cfg.vocab_size * cfg.hidden_size)
     return 6 * matmul_params + 12 * cfg.num_layers * cfg.hidden_size * seq_len
 
-# %% ../nbs/06_train_mps.ipynb #d66f1a7e
+# %% ../nbs/06_train_mps.ipynb #fed7c747
 M4_MAX_36GB = dict(peak_flops=13.7e12, # fp16 FLOP/s of the 32-core GPU (assumed; Apple publishes no figure)
                    usable_bytes=27 * GiB) # about 75% of 36 GiB of unified memory is available to Metal
 
@@ -612,7 +656,7 @@ def plan_training(cfg: KoLLMConfig,
     tps = tokens_per_second or mfu * peak_flops / fpt
     return TrainingPlan(params, tokens, fpt, tps, tokens / tps / 3600)
 
-# %% ../nbs/06_train_mps.ipynb #b99a5a35
+# %% ../nbs/06_train_mps.ipynb #e07cc11e
 @dataclass
 class BatchPlan:
     "A micro-batch, accumulation and checkpointing choice, with its memory estimate."
@@ -645,7 +689,7 @@ def suggest_batch(cfg: KoLLMConfig,
     raise ValueError(f"even micro-batch 1 with checkpointing needs {smallest.total / GiB:.1f} GiB, "
                      f"more than {margin:.0%} of {memory_budget_bytes / GiB:.1f} GiB")
 
-# %% ../nbs/06_train_mps.ipynb #a9d85899
+# %% ../nbs/06_train_mps.ipynb #fecbf17f
 @call_parse
 def kollm_train(overrides: Param("config overrides as key=value, e.g. lr=3e-4 max_steps=1000 model.num_layers=12", str, nargs='*') = None,
                 config: str = 'cpu_tiny', # shipped config (cpu_tiny, cpu_small, m4max, m4max_large) or a YAML path
