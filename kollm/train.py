@@ -11,7 +11,7 @@ __all__ = ['PRECISION_BYTES', 'OPTIMIZER_STATES', 'GiB', 'M4_MAX_36GB', 'TrainCo
            'estimate_memory', 'peak_memory', 'model_flops_per_token', 'TrainingPlan', 'plan_training', 'BatchPlan',
            'suggest_batch', 'kollm_train', 'kollm_plan']
 
-# %% ../nbs/06_train_mps.ipynb #99ca7ad8
+# %% ../nbs/06_train_mps.ipynb #4e407a47
 import dataclasses, json, math, os, re, shutil, time
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict
@@ -31,7 +31,7 @@ from torch import nn, Tensor
 from .model import KoLLM, KoLLMConfig, count_parameters, dataclass_from_dict, _config_from_dict
 from .data import TokenLoader, TokenShards, TokenWindows
 
-# %% ../nbs/06_train_mps.ipynb #b2c24dac
+# %% ../nbs/06_train_mps.ipynb #ef59f230
 @dataclass
 class TrainConfig:
     "A training run besides the model's shape; defaults are the plan's M4 Max settings for the medium model."
@@ -65,6 +65,7 @@ class TrainConfig:
     seed: int = 1337
     num_workers: int | None = None # DataLoader workers (default: 2 with CUDA, else 0)
     tensorboard: bool = False # also log to TensorBoard (needs the tensorboard package)
+    fsdp: bool = False # under torchrun, shard weights, gradients and AdamW state across processes (FSDP2) instead of DDP
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # YAML reads 3e-4 as a string (1.1 wants 3.0e-4): accept both
@@ -88,7 +89,7 @@ class TrainConfig:
     @property
     def tokens_per_step(self) -> int: return self.batch_size * self.grad_accum * self.seq_len
 
-# %% ../nbs/06_train_mps.ipynb #af31d630
+# %% ../nbs/06_train_mps.ipynb #011617a8
 def train_configs() -> list[str]:
     "Names of the training configs shipped in `kollm/configs/training_*.yaml`."
     files = resources.files('kollm').joinpath('configs').iterdir()
@@ -127,7 +128,7 @@ def to_yaml(self: TrainConfig) -> str:
     d = asdict(self)
     return yaml.safe_dump({'model': d.pop('model'), 'training': d}, sort_keys=False, allow_unicode=True)
 
-# %% ../nbs/06_train_mps.ipynb #a4f2ac1a
+# %% ../nbs/06_train_mps.ipynb #c32c6d36
 @dataclass
 class Precision:
     "Where and how to compute: the device, the autocast dtype (None: fp32), and whether losses need scaling."
@@ -155,25 +156,31 @@ def _cpu_has_fast_bf16() -> bool:
     try: return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError): return False
 
-def pick_precision(device: str = 'auto', precision: str = 'auto', mps_memory_fraction: float = 0.0) -> Precision:
+def pick_precision(device: str = 'auto', precision: str = 'auto', mps_memory_fraction: float = 0.0,
+                   hidden_size: int = 0, # the model's width: on the CPU, bf16 pays only from 512 up (measured)
+                  ) -> Precision:
     "The device and mixed-precision policy of a run (shared by training and evaluation)."
     d = pick_device(device)
     if d.type == 'mps' and mps_memory_fraction: torch.mps.set_per_process_memory_fraction(mps_memory_fraction)
     if precision == 'auto':
-        precision = {'mps': 'fp16', 'cpu': 'bf16' if _cpu_has_fast_bf16() else 'fp32',
+        precision = {'mps': 'fp16', 'cpu': 'bf16' if _cpu_has_fast_bf16() and hidden_size >= 512 else 'fp32',
                      'cuda': 'bf16' if d.type == 'cuda' and torch.cuda.is_bf16_supported() else 'fp16'}[d.type]
     dtype = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}[precision]
     return Precision(d, dtype, scaler=dtype is torch.float16)
 
-# %% ../nbs/06_train_mps.ipynb #3cc6fe98
-def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+# %% ../nbs/06_train_mps.ipynb #0fff8839
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device,
+                   fused: bool = True, # the fused kernel where the device has it (FSDP's sharded parameters: foreach)
+                  ) -> torch.optim.AdamW:
     "AdamW with weight decay on matrices (embedding included) and none on norm gains and biases."
     params = [p for p in model.parameters() if p.requires_grad]
     groups = [dict(params=[p for p in params if p.dim() >= 2], weight_decay=cfg.weight_decay),
               dict(params=[p for p in params if p.dim() < 2], weight_decay=0.0)]
     kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
-    try: return torch.optim.AdamW(groups, fused=True, **kw)
-    except (RuntimeError, ValueError, TypeError): return torch.optim.AdamW(groups, foreach=device.type != 'cpu', **kw)
+    if fused:
+        try: return torch.optim.AdamW(groups, fused=True, **kw)
+        except (RuntimeError, ValueError, TypeError): pass
+    return torch.optim.AdamW(groups, foreach=device.type != 'cpu' or not fused, **kw)
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     "Learning rate of optimizer step `step` (0-based): linear warmup, then cosine down to `min_lr`."
@@ -181,7 +188,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     progress = min((step - cfg.warmup_steps) / max(cfg.max_steps - cfg.warmup_steps, 1), 1.0)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
-# %% ../nbs/06_train_mps.ipynb #28f74e00
+# %% ../nbs/06_train_mps.ipynb #9f99933c
 def _rng_state(device: torch.device) -> dict:
     state = dict(cpu=torch.get_rng_state())
     if device.type == 'cuda': state['cuda'] = torch.cuda.get_rng_state(device)
@@ -197,16 +204,19 @@ def _fsync(path: Path):
     with open(path, 'rb') as f: os.fsync(f.fileno())
 
 def save_checkpoint(out_dir, # the run folder; the checkpoint goes to out_dir/checkpoints/step-NNNNNNN
-                    model: nn.Module, cfg: TrainConfig, state: dict, # optimizer, scaler, loader, step, … (tensors and plain data)
+                    model: nn.Module | dict, # the model, or its full state dict (gathered from FSDP shards)
+                    cfg: TrainConfig, state: dict, # optimizer, scaler, loader, step, … (tensors and plain data)
                     keep: int | None = None, # delete all but the newest `keep` checkpoints afterwards
                    ) -> Path:
     "Write weights (safetensors), training state and config atomically; return the checkpoint folder."
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file, save_model
     root = Path(out_dir) / 'checkpoints'; root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{state['step']:07d}"
     tmp = root / f'.tmp-{final.name}'
     shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
-    save_model(model, str(tmp / 'model.safetensors'), metadata=dict(format='kollm-1', step=str(state['step'])))
+    meta = dict(format='kollm-1', step=str(state['step']))
+    if isinstance(model, dict): save_file(model, str(tmp / 'model.safetensors'), metadata=meta)
+    else: save_model(model, str(tmp / 'model.safetensors'), metadata=meta)
     torch.save(state, tmp / 'state.pt')
     (tmp / 'config.yaml').write_text(cfg.to_yaml(), encoding='utf-8')
     for f in tmp.iterdir(): _fsync(f)
@@ -231,7 +241,7 @@ def load_state(ckpt) -> dict:
     "A checkpoint's training state, read without unpickling arbitrary objects."
     return torch.load(Path(ckpt) / 'state.pt', weights_only=True)
 
-# %% ../nbs/06_train_mps.ipynb #3804ccc8
+# %% ../nbs/06_train_mps.ipynb #2cbfb6a8
 def is_oom(e: BaseException) -> bool:
     "Whether an exception is an out-of-memory error (CUDA, MPS or CPU allocator)."
     return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and 'out of memory' in str(e).lower())
@@ -244,8 +254,10 @@ def accumulate_gradients(model: nn.Module, x: Tensor, y: Tensor, micro_batch: in
     for i, (xs, ys) in enumerate(chunks):
         if before_micro_batch: before_micro_batch(len(xs))
         xs, ys = xs.to(precision.device, non_blocking=True), ys.to(precision.device, non_blocking=True)
-        # under DDP, gradients are all-reduced once per step: on the last micro-batch, not after each
-        sync = model.no_sync() if hasattr(model, 'no_sync') and i < len(chunks) - 1 else nullcontext()
+        # under DDP and FSDP, gradients are reduced once per step: on the last micro-batch, not after each
+        last = i == len(chunks) - 1
+        if hasattr(model, 'set_requires_gradient_sync'): model.set_requires_gradient_sync(last)  # FSDP2
+        sync = model.no_sync() if hasattr(model, 'no_sync') and not last else nullcontext()
         with sync:
             with precision.autocast(): _, loss = model(xs, labels=ys)
             loss = loss.float() * (len(xs) / len(x))  # each micro-batch's share of the batch mean
@@ -289,7 +301,7 @@ def train_step(model, optimizer, x, y, micro_batch: int, precision: Precision, c
     optimizer.zero_grad(set_to_none=True)
     return stats, micro_batch
 
-# %% ../nbs/06_train_mps.ipynb #b77c6d71
+# %% ../nbs/06_train_mps.ipynb #93eaa4a7
 def memory_in_use(device: torch.device) -> float:
     "GB of memory the run holds: peak allocated on CUDA, driver-allocated on MPS, peak resident set on the CPU."
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 1e9
@@ -330,6 +342,24 @@ def _all_rng_states(device: torch.device, world: int) -> list:
     dist.all_gather_object(states, mine)
     return states
 
+def _gather_full_state(model: nn.Module, optimizer, cfg: KoLLMConfig) -> tuple[dict, dict]:
+    "Full weights and optimizer state of an FSDP model, on the CPU (a collective: every rank calls it)."
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
+    opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    weights = get_model_state_dict(model, options=opts)
+    if cfg.tie_embeddings: weights.pop('lm_head.weight', None)  # = embed.weight: stored once, as save_model does (rank 0 only holds it)
+    return weights, get_optimizer_state_dict(model, optimizer, options=opts)
+
+def _load_full_state(model: nn.Module, optimizer, ckpt, saved: dict, cfg: KoLLMConfig):
+    "Load a checkpoint's full weights and optimizer state into an FSDP model's shards."
+    from safetensors.torch import load_file
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict, set_optimizer_state_dict
+    weights = load_file(Path(ckpt) / 'model.safetensors')
+    if cfg.tie_embeddings: weights['lm_head.weight'] = weights['embed.weight']
+    opts = StateDictOptions(full_state_dict=True)
+    set_model_state_dict(model, weights, options=opts)
+    set_optimizer_state_dict(model, optimizer, saved['optimizer'], options=opts)
+
 def train(cfg: TrainConfig, resume: bool = False, # continue from the newest complete checkpoint in cfg.out_dir
           progress: bool = True, log=print,
           before_micro_batch=None, # called with each micro-batch's size before its forward (tests inject OOMs here)
@@ -341,9 +371,9 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     main = rank == 0  # only the first process logs, evaluates and writes
     device = cfg.device
     if world > 1 and pick_device(device).type == 'cuda': device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
-    precision = pick_precision(device, cfg.precision, cfg.mps_memory_fraction)
-    torch.manual_seed(cfg.seed)
     mcfg = cfg.model_config()
+    precision = pick_precision(device, cfg.precision, cfg.mps_memory_fraction, mcfg.hidden_size)
+    torch.manual_seed(cfg.seed)
     train_tokens = TokenShards(cfg.tokens_dir, 'train', tokenizer=cfg.tokenizer)
     valid_tokens = TokenShards(cfg.tokens_dir, 'valid', tokenizer=cfg.tokenizer)
     if train_tokens.vocab_size > mcfg.vocab_size:
@@ -353,7 +383,12 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
         raise ValueError(f"seq_len {cfg.seq_len} exceeds the model's max_seq_length {mcfg.max_seq_length}")
     model = KoLLM(mcfg).to(precision.device)
     model.gradient_checkpointing = cfg.grad_checkpointing
-    optimizer = make_optimizer(model, cfg, precision.device)
+    sharded = world > 1 and cfg.fsdp
+    if sharded:  # FSDP2: every block's weights, gradients and AdamW moments are split across the processes
+        from torch.distributed.fsdp import fully_shard
+        for block in model.blocks: fully_shard(block)
+        fully_shard(model)
+    optimizer = make_optimizer(model, cfg, precision.device, fused=not sharded)
     scaler = torch.amp.GradScaler(precision.device.type) if precision.scaler else None
     # every rank reads the same batches of batch_size × grad_accum × world windows and trains on its own slice
     loader = TokenLoader(TokenWindows(train_tokens, cfg.seq_len), cfg.batch_size * cfg.grad_accum * world,
@@ -363,9 +398,11 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     valid = list(islice(valid_loader, min(cfg.eval_batches, valid_loader.batches_per_epoch)))
     state = dict(step=0, micro_batch=cfg.batch_size, nonfinite=0, nonfinite_in_a_row=0, overflow=0, tokens=0)
     if resume and (ckpts := list_checkpoints(out)):
-        load_weights(model, ckpts[-1])
         saved = load_state(ckpts[-1])
-        optimizer.load_state_dict(saved['optimizer'])
+        if sharded: _load_full_state(model, optimizer, ckpts[-1], saved, mcfg)
+        else:
+            load_weights(model, ckpts[-1])
+            optimizer.load_state_dict(saved['optimizer'])
         if scaler: scaler.load_state_dict(saved['scaler'])
         loader.load_state_dict(saved['loader'])
         state.update(saved['counters'])
@@ -376,7 +413,7 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
         log(f"resumed from {ckpts[-1]} at step {state['step']}")
     elif resume: log(f"nothing to resume in {out / 'checkpoints'}: starting from scratch")
     elif world > 1: torch.manual_seed(cfg.seed + rank)  # the same initial weights everywhere, then each rank's own dropout
-    if world > 1:
+    if world > 1 and not sharded:
         from torch.nn.parallel import DistributedDataParallel
         net = DistributedDataParallel(model, device_ids=[precision.device.index] if precision.device.type == 'cuda' else None)
     else: net = model
@@ -396,12 +433,13 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
                 if k != 'step' and isinstance(v, (int, float)): board.add_scalar(k, v, row['step'])
     def checkpoint():
         rng = _all_rng_states(precision.device, world)  # a collective: every rank takes part
-        if main: save_checkpoint(out, model, cfg, dict(
+        weights, opt_state = _gather_full_state(model, optimizer, mcfg) if sharded else (model, optimizer.state_dict())
+        if main: save_checkpoint(out, weights, cfg, dict(
             step=state['step'], micro_batch=state['micro_batch'], counters=dict(state), rng=rng,
-            optimizer=optimizer.state_dict(), scaler=scaler.state_dict() if scaler else None,
+            optimizer=opt_state, scaler=scaler.state_dict() if scaler else None,
             loader=loader.state_dict()), keep=cfg.keep_checkpoints)
         if world > 1: dist.barrier()  # nobody resumes, or reads the checkpoint, before it exists
-    if state['step'] == 0 and main:
+    if state['step'] == 0 and (main or sharded):  # FSDP's forward needs every rank
         val = evaluate(model, valid, precision)
         record(step=0, val_loss=val, val_ppl=math.exp(min(val, 50)), tokens=0)
     bar = tqdm(total=cfg.max_steps, initial=state['step'], disable=not (progress and main), desc='train', dynamic_ncols=True)
@@ -447,7 +485,7 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
                 record(**row); window = []
                 bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f'{lr:.2e}', tok_s=f"{row['tokens_per_s']:,.0f}",
                                 mem=f"{row['memory_gb']:.1f}GB", refresh=False)
-            if main and (state['step'] % cfg.eval_steps == 0 or state['step'] == cfg.max_steps):
+            if (main or sharded) and (state['step'] % cfg.eval_steps == 0 or state['step'] == cfg.max_steps):
                 val = evaluate(model, valid, precision)
                 record(step=state['step'], val_loss=val, val_ppl=math.exp(min(val, 50)), tokens=state['tokens'])
                 bar.set_description(f'train (val {val:.3f})')
@@ -461,7 +499,7 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     return dict(state, val_loss=val, checkpoint=str(list_checkpoints(out)[-1]), precision=precision.name,
                 device=str(precision.device), world_size=world)
 
-# %% ../nbs/06_train_mps.ipynb #34bcbe82
+# %% ../nbs/06_train_mps.ipynb #5e49d36c
 def plot_metrics(run_dir, ax=None):
     "Training and validation loss of a run against steps, from its `metrics.jsonl`."
     import koreanize_matplotlib  # noqa: F401  NanumGothic, so Hangul labels render instead of boxes
@@ -474,7 +512,7 @@ def plot_metrics(run_dir, ax=None):
     ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.legend(); ax.grid(alpha=0.3)
     return ax
 
-# %% ../nbs/06_train_mps.ipynb #83eba373
+# %% ../nbs/06_train_mps.ipynb #dee65aac
 def average_checkpoints(ckpts: list, # checkpoint folders (e.g. `list_checkpoints(run)[-3:]`)
                         out, # folder for the averaged checkpoint
                        ) -> Path:
@@ -504,7 +542,7 @@ def load_checkpoint_model(ckpt, device='cpu') -> KoLLM:
     model = KoLLM(load_train_config(str(Path(ckpt) / 'config.yaml')).model_config())
     return load_weights(model, ckpt).to(device)
 
-# %% ../nbs/06_train_mps.ipynb #784688de
+# %% ../nbs/06_train_mps.ipynb #7f0ec1da
 PRECISION_BYTES = {'fp32': 4, 'fp16': 2, 'bf16': 2}  # bytes of a matmul operand; fp16/bf16 mean autocast over fp32 weights
 OPTIMIZER_STATES = {'adamw': 2, 'sgd': 1}  # fp32 tensors of optimizer state per parameter (SGD with momentum)
 
@@ -535,7 +573,7 @@ def activation_bytes_per_layer(cfg: KoLLMConfig,
     if cfg.dropout > 0: per_token += 2 * h * (1 if device_type == 'cuda' else b)  # residual-dropout masks
     return micro_batch * seq_len * per_token + scores
 
-# %% ../nbs/06_train_mps.ipynb #e81ee9bd
+# %% ../nbs/06_train_mps.ipynb #06e365d8
 GiB = 2**30
 
 @dataclass
@@ -562,7 +600,7 @@ class MemoryEstimate:
         rows = '\n'.join(f"  {name:<14}{v:9.3f} GiB" for name, v in self.gib().items())
         return f"MemoryEstimate (peak at {self.peak_phase})\n{rows}"
 
-# %% ../nbs/06_train_mps.ipynb #170c41f8
+# %% ../nbs/06_train_mps.ipynb #01390ca2
 def estimate_memory(cfg: KoLLMConfig,
                     micro_batch: int, # sequences per forward/backward pass
                     seq_len: int | None = None, # tokens per sequence (default: cfg.max_seq_length)
@@ -607,7 +645,7 @@ def estimate_memory(cfg: KoLLMConfig,
     return MemoryEstimate(weights=weights, optimizer=OPTIMIZER_STATES[optimizer] * 4 * params, gradients=g,
                           weight_copies=c, activations=a, loss_buffers=lb, temporaries=t, peak_phase=phase)
 
-# %% ../nbs/06_train_mps.ipynb #88af1e4a
+# %% ../nbs/06_train_mps.ipynb #4999bb89
 def peak_memory(step, # no-argument callable: one training step
                 *tracked, # modules and optimizers whose parameters, gradients and states count as well
                ) -> int: # peak bytes of live tensors during `step()`
@@ -618,7 +656,7 @@ def peak_memory(step, # no-argument callable: one training step
     with tracker: step()
     return tracker.get_tracker_snapshot('peak')[torch.device('cpu')]['Total']
 
-# %% ../nbs/06_train_mps.ipynb #ce543d86
+# %% ../nbs/06_train_mps.ipynb #30cdc43e
 def model_flops_per_token(cfg: KoLLMConfig,
                           seq_len: int | None = None, # tokens per sequence (default: cfg.max_seq_length)
                          ) -> int: # FLOPs of one forward + backward pass per trained token
@@ -627,7 +665,7 @@ def model_flops_per_token(cfg: KoLLMConfig,
     matmul_params = count_parameters(cfg) - (0 if cfg.tie_embeddings else cfg.vocab_size * cfg.hidden_size)
     return 6 * matmul_params + 12 * cfg.num_layers * cfg.hidden_size * seq_len
 
-# %% ../nbs/06_train_mps.ipynb #fed7c747
+# %% ../nbs/06_train_mps.ipynb #80822009
 M4_MAX_36GB = dict(peak_flops=13.7e12, # fp16 FLOP/s of the 32-core GPU (assumed; Apple publishes no figure)
                    usable_bytes=27 * GiB) # about 75% of 36 GiB of unified memory is available to Metal
 
@@ -656,7 +694,7 @@ def plan_training(cfg: KoLLMConfig,
     tps = tokens_per_second or mfu * peak_flops / fpt
     return TrainingPlan(params, tokens, fpt, tps, tokens / tps / 3600)
 
-# %% ../nbs/06_train_mps.ipynb #e07cc11e
+# %% ../nbs/06_train_mps.ipynb #4a30fb4e
 @dataclass
 class BatchPlan:
     "A micro-batch, accumulation and checkpointing choice, with its memory estimate."
@@ -689,7 +727,7 @@ def suggest_batch(cfg: KoLLMConfig,
     raise ValueError(f"even micro-batch 1 with checkpointing needs {smallest.total / GiB:.1f} GiB, "
                      f"more than {margin:.0%} of {memory_budget_bytes / GiB:.1f} GiB")
 
-# %% ../nbs/06_train_mps.ipynb #fecbf17f
+# %% ../nbs/06_train_mps.ipynb #e8c09e40
 @call_parse
 def kollm_train(overrides: Param("config overrides as key=value, e.g. lr=3e-4 max_steps=1000 model.num_layers=12", str, nargs='*') = None,
                 config: str = 'cpu_tiny', # shipped config (cpu_tiny, cpu_small, m4max, m4max_large) or a YAML path
