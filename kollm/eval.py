@@ -6,7 +6,7 @@
 __all__ = ['scored_documents', 'sliding_windows', 'evaluate_text', 'load_for_inference', 'kollm_eval', 'apply_repetition_penalty',
            'generate_ids', 'TokenStreamer', 'generate_text', 'kollm_generate']
 
-# %% ../nbs/07_eval.ipynb #3bc5770d
+# %% ../nbs/07_eval.ipynb #523908cb
 import codecs, math
 from collections import defaultdict
 from pathlib import Path
@@ -22,7 +22,7 @@ from .model import KoLLM, sample_next
 from .data import TokenShards, iter_documents, load_tokenizer
 from .train import Precision, load_checkpoint_model, load_train_config, pick_precision
 
-# %% ../nbs/07_eval.ipynb #4329fe13
+# %% ../nbs/07_eval.ipynb #d030d329
 def scored_documents(path, # a `prepare` text file, or a folder of `tokenize_text` shards
                      tokenizer, # the SentencePiece processor the model was trained with
                      split: str = 'valid', # which split of a shard folder
@@ -42,7 +42,7 @@ def scored_documents(path, # a `prepare` text file, or a folder of `tokenize_tex
         for doc in iter_documents(path):
             yield [tokenizer.bos_id(), *tokenizer.encode(doc), tokenizer.eos_id()], len(doc.encode('utf-8')) + 1
 
-# %% ../nbs/07_eval.ipynb #c080c85d
+# %% ../nbs/07_eval.ipynb #f6f7e38b
 def sliding_windows(n: int, # predictions to make (a document's tokens − 1)
                     seq_len: int, # tokens per window
                     stride: int, # tokens the window moves by; 1 ≤ stride ≤ seq_len
@@ -57,7 +57,7 @@ def sliding_windows(n: int, # predictions to make (a document's tokens − 1)
         if end == n: break
     return windows
 
-# %% ../nbs/07_eval.ipynb #c308d437
+# %% ../nbs/07_eval.ipynb #a59bf460
 @torch.no_grad()
 def evaluate_text(model: KoLLM,
                   tokenizer, # SentencePiece processor the model was trained with
@@ -106,7 +106,7 @@ def evaluate_text(model: KoLLM,
     return dict(documents=documents, tokens=tokens, bytes=n_bytes, nll=nll, ppl=math.exp(nll),
                 bpb=total_nll / math.log(2) / n_bytes)
 
-# %% ../nbs/07_eval.ipynb #41e1e24b
+# %% ../nbs/07_eval.ipynb #0855b8cf
 def load_for_inference(ckpt, # a checkpoint folder (model.safetensors + config.yaml)
                        tokenizer=None, # SentencePiece model; default: the one the checkpoint's run was trained with
                        device: str = 'auto', # auto, cpu, cuda, mps
@@ -120,7 +120,7 @@ def load_for_inference(ckpt, # a checkpoint folder (model.safetensors + config.y
         raise ValueError(f"the tokenizer has {sp.vocab_size()} pieces but the model only {model.cfg.vocab_size} ids")
     return model, sp, policy
 
-# %% ../nbs/07_eval.ipynb #527ec837
+# %% ../nbs/07_eval.ipynb #7c22c7df
 @call_parse
 def kollm_eval(ckpt: str = None, # checkpoint folder (model.safetensors + config.yaml); required
                text: str = None, # a `prepare` text file (blank-line separated documents) or a folder of token shards; required
@@ -141,9 +141,8 @@ def kollm_eval(ckpt: str = None, # checkpoint folder (model.safetensors + config
     print(f"{r['documents']:,} documents, {r['tokens']:,} tokens, {r['bytes']:,} bytes: "
           f"NLL {r['nll']:.4f} nats/token, perplexity {r['ppl']:.2f}, {r['bpb']:.4f} bits/byte")
     if json: Path(json).write_text(dumps(dict(ckpt=str(ckpt), text=str(text), **r), indent=1))
-    return r
 
-# %% ../nbs/07_eval.ipynb #14509c53
+# %% ../nbs/07_eval.ipynb #03f1d130
 def apply_repetition_penalty(logits: Tensor, # (batch, vocab) next-token logits
                              previous: Tensor, # (batch, n) ids already in the prompt or the output
                              penalty: float, # θ ≥ 1; 1 leaves the logits unchanged
@@ -153,7 +152,7 @@ def apply_repetition_penalty(logits: Tensor, # (batch, vocab) next-token logits
     score = logits.gather(-1, previous)
     return logits.scatter(-1, previous, torch.where(score > 0, score / penalty, score * penalty))
 
-# %% ../nbs/07_eval.ipynb #f61ede95
+# %% ../nbs/07_eval.ipynb #c8d50ccc
 @torch.no_grad()
 def generate_ids(model: KoLLM,
                  prompts: list[list[int]], # token ids of each prompt (starting with `<s>`)
@@ -196,7 +195,7 @@ def generate_ids(model: KoLLM,
     model.train(was_training)
     return outputs
 
-# %% ../nbs/07_eval.ipynb #71c35869
+# %% ../nbs/07_eval.ipynb #1a03b57f
 class TokenStreamer:
     "Turn token ids into text as they arrive, emitting only complete UTF-8 characters."
     def __init__(self, tokenizer, # SentencePiece processor
@@ -224,7 +223,7 @@ class TokenStreamer:
         "Whatever is still held back, replacement characters included, at the end of the stream."
         return self.decoder.decode(b'', final=True)
 
-# %% ../nbs/07_eval.ipynb #c2c6f8f0
+# %% ../nbs/07_eval.ipynb #494b4cc7
 def generate_text(model: KoLLM,
                   tokenizer, # SentencePiece processor the model was trained with
                   prompts: str | list[str], # one prompt, or several (equal token lengths decode as one batch)
@@ -252,7 +251,7 @@ def generate_text(model: KoLLM,
     completions = [''.join(o) for o in outputs]
     return completions[0] if isinstance(prompts, str) else completions
 
-# %% ../nbs/07_eval.ipynb #3225a3b7
+# %% ../nbs/07_eval.ipynb #f12d9bbe
 @call_parse
 def kollm_generate(ckpt: str = None, # checkpoint folder (model.safetensors + config.yaml); required
                    prompt: str = '', # text to continue (empty: start a document)
@@ -273,5 +272,4 @@ def kollm_generate(ckpt: str = None, # checkpoint folder (model.safetensors + co
     print(prompt, end='', flush=True)
     text = generate_text(model, sp, prompt, max_new_tokens, temperature, top_k or None, top_p, repetition_penalty, seed,
                          stream=lambda i, piece: print(piece, end='', flush=True), precision=policy)
-    print()
-    return text
+    print()  # nothing is returned: a console script's return value becomes its exit status

@@ -11,7 +11,7 @@ __all__ = ['PRECISION_BYTES', 'OPTIMIZER_STATES', 'GiB', 'M4_MAX_36GB', 'TrainCo
            'estimate_memory', 'peak_memory', 'model_flops_per_token', 'TrainingPlan', 'plan_training', 'BatchPlan',
            'suggest_batch', 'kollm_train', 'kollm_plan']
 
-# %% ../nbs/06_train_mps.ipynb #24b7f437
+# %% ../nbs/06_train_mps.ipynb #31536b85
 import dataclasses, json, math, os, re, shutil, time
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict
@@ -31,7 +31,7 @@ from torch import nn, Tensor
 from .model import KoLLM, KoLLMConfig, count_parameters, dataclass_from_dict, _config_from_dict
 from .data import TokenLoader, TokenShards, TokenWindows
 
-# %% ../nbs/06_train_mps.ipynb #dbd77ae3
+# %% ../nbs/06_train_mps.ipynb #a63c336f
 @dataclass
 class TrainConfig:
     "A training run besides the model's shape; defaults are the plan's M4 Max settings for the medium model."
@@ -89,7 +89,7 @@ class TrainConfig:
     @property
     def tokens_per_step(self) -> int: return self.batch_size * self.grad_accum * self.seq_len
 
-# %% ../nbs/06_train_mps.ipynb #4ba6881d
+# %% ../nbs/06_train_mps.ipynb #83a89ae0
 def train_configs() -> list[str]:
     "Names of the training configs shipped in `kollm/configs/training_*.yaml`."
     files = resources.files('kollm').joinpath('configs').iterdir()
@@ -128,7 +128,7 @@ def to_yaml(self: TrainConfig) -> str:
     d = asdict(self)
     return yaml.safe_dump({'model': d.pop('model'), 'training': d}, sort_keys=False, allow_unicode=True)
 
-# %% ../nbs/06_train_mps.ipynb #735c6b6b
+# %% ../nbs/06_train_mps.ipynb #8f4f70e0
 @dataclass
 class Precision:
     "Where and how to compute: the device, the autocast dtype (None: fp32), and whether losses need scaling."
@@ -166,7 +166,7 @@ def pick_precision(device: str = 'auto', precision: str = 'auto', mps_memory_fra
     dtype = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}[precision]
     return Precision(d, dtype, scaler=dtype is torch.float16)
 
-# %% ../nbs/06_train_mps.ipynb #95675212
+# %% ../nbs/06_train_mps.ipynb #62100249
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device,
                    fused: bool = True, # the fused kernel where the device has it (FSDP's sharded parameters: foreach)
                   ) -> torch.optim.AdamW:
@@ -186,7 +186,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     progress = min((step - cfg.warmup_steps) / max(cfg.max_steps - cfg.warmup_steps, 1), 1.0)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
-# %% ../nbs/06_train_mps.ipynb #677c1383
+# %% ../nbs/06_train_mps.ipynb #e66d7906
 def _rng_state(device: torch.device) -> dict:
     state = dict(cpu=torch.get_rng_state())
     if device.type == 'cuda': state['cuda'] = torch.cuda.get_rng_state(device)
@@ -239,7 +239,7 @@ def load_state(ckpt) -> dict:
     "A checkpoint's training state, read without unpickling arbitrary objects."
     return torch.load(Path(ckpt) / 'state.pt', weights_only=True)
 
-# %% ../nbs/06_train_mps.ipynb #c0fc8695
+# %% ../nbs/06_train_mps.ipynb #957316e2
 def is_oom(e: BaseException) -> bool:
     "Whether an exception is an out-of-memory error (CUDA, MPS or CPU allocator)."
     return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and 'out of memory' in str(e).lower())
@@ -299,7 +299,7 @@ def train_step(model, optimizer, x, y, micro_batch: int, precision: Precision, c
     optimizer.zero_grad(set_to_none=True)
     return stats, micro_batch
 
-# %% ../nbs/06_train_mps.ipynb #a74caf32
+# %% ../nbs/06_train_mps.ipynb #80229ddf
 def memory_in_use(device: torch.device) -> float:
     "GB of memory the run holds: peak allocated on CUDA, driver-allocated on MPS, peak resident set on the CPU."
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 1e9
@@ -391,8 +391,8 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     # every rank reads the same batches of batch_size × grad_accum × world windows and trains on its own slice
     loader = TokenLoader(TokenWindows(train_tokens, cfg.seq_len), cfg.batch_size * cfg.grad_accum * world,
                          seed=cfg.seed, num_workers=cfg.num_workers)
-    valid_loader = TokenLoader(TokenWindows(valid_tokens, cfg.seq_len), min(cfg.batch_size, len(TokenWindows(valid_tokens, cfg.seq_len))),
-                               shuffle=False, num_workers=0)
+    valid_windows = TokenWindows(valid_tokens, cfg.seq_len)
+    valid_loader = TokenLoader(valid_windows, min(cfg.batch_size, len(valid_windows)), shuffle=False, num_workers=0)
     valid = list(islice(valid_loader, min(cfg.eval_batches, valid_loader.batches_per_epoch)))
     state = dict(step=0, micro_batch=cfg.batch_size, nonfinite=0, nonfinite_in_a_row=0, overflow=0, tokens=0)
     if resume and (ckpts := list_checkpoints(out)):
@@ -497,7 +497,7 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     return dict(state, val_loss=val, checkpoint=str(list_checkpoints(out)[-1]), precision=precision.name,
                 device=str(precision.device), world_size=world)
 
-# %% ../nbs/06_train_mps.ipynb #c3ad279e
+# %% ../nbs/06_train_mps.ipynb #6fdf0c0a
 def plot_metrics(run_dir, ax=None):
     "Training and validation loss of a run against steps, from its `metrics.jsonl`."
     import koreanize_matplotlib  # noqa: F401  NanumGothic, so Hangul labels render instead of boxes
@@ -510,7 +510,7 @@ def plot_metrics(run_dir, ax=None):
     ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.legend(); ax.grid(alpha=0.3)
     return ax
 
-# %% ../nbs/06_train_mps.ipynb #3050f662
+# %% ../nbs/06_train_mps.ipynb #defe451d
 def average_checkpoints(ckpts: list, # checkpoint folders (e.g. `list_checkpoints(run)[-3:]`)
                         out, # folder for the averaged checkpoint
                        ) -> Path:
@@ -540,7 +540,7 @@ def load_checkpoint_model(ckpt, device='cpu') -> KoLLM:
     model = KoLLM(load_train_config(str(Path(ckpt) / 'config.yaml')).model_config())
     return load_weights(model, ckpt).to(device)
 
-# %% ../nbs/06_train_mps.ipynb #8a02d8c4
+# %% ../nbs/06_train_mps.ipynb #f5802e31
 PRECISION_BYTES = {'fp32': 4, 'fp16': 2, 'bf16': 2}  # bytes of a matmul operand; fp16/bf16 mean autocast over fp32 weights
 OPTIMIZER_STATES = {'adamw': 2, 'sgd': 1}  # fp32 tensors of optimizer state per parameter (SGD with momentum)
 
@@ -571,7 +571,7 @@ def activation_bytes_per_layer(cfg: KoLLMConfig,
     if cfg.dropout > 0: per_token += 2 * h * (1 if device_type == 'cuda' else b)  # residual-dropout masks
     return micro_batch * seq_len * per_token + scores
 
-# %% ../nbs/06_train_mps.ipynb #4fede289
+# %% ../nbs/06_train_mps.ipynb #9a990df7
 GiB = 2**30
 
 @dataclass
@@ -598,7 +598,7 @@ class MemoryEstimate:
         rows = '\n'.join(f"  {name:<14}{v:9.3f} GiB" for name, v in self.gib().items())
         return f"MemoryEstimate (peak at {self.peak_phase})\n{rows}"
 
-# %% ../nbs/06_train_mps.ipynb #f7e304da
+# %% ../nbs/06_train_mps.ipynb #015706a5
 def estimate_memory(cfg: KoLLMConfig,
                     micro_batch: int, # sequences per forward/backward pass
                     seq_len: int | None = None, # tokens per sequence (default: cfg.max_seq_length)
@@ -643,7 +643,7 @@ def estimate_memory(cfg: KoLLMConfig,
     return MemoryEstimate(weights=weights, optimizer=OPTIMIZER_STATES[optimizer] * 4 * params, gradients=g,
                           weight_copies=c, activations=a, loss_buffers=lb, temporaries=t, peak_phase=phase)
 
-# %% ../nbs/06_train_mps.ipynb #b173ad7c
+# %% ../nbs/06_train_mps.ipynb #255c6ba9
 def peak_memory(step, # no-argument callable: one training step
                 *tracked, # modules and optimizers whose parameters, gradients and states count as well
                ) -> int: # peak bytes of live tensors during `step()`
@@ -654,7 +654,7 @@ def peak_memory(step, # no-argument callable: one training step
     with tracker: step()
     return tracker.get_tracker_snapshot('peak')[torch.device('cpu')]['Total']
 
-# %% ../nbs/06_train_mps.ipynb #baa8c171
+# %% ../nbs/06_train_mps.ipynb #29f0840a
 def model_flops_per_token(cfg: KoLLMConfig,
                           seq_len: int | None = None, # tokens per sequence (default: cfg.max_seq_length)
                          ) -> int: # FLOPs of one forward + backward pass per trained token
@@ -663,7 +663,7 @@ def model_flops_per_token(cfg: KoLLMConfig,
     matmul_params = count_parameters(cfg) - (0 if cfg.tie_embeddings else cfg.vocab_size * cfg.hidden_size)
     return 6 * matmul_params + 12 * cfg.num_layers * cfg.hidden_size * seq_len
 
-# %% ../nbs/06_train_mps.ipynb #8ac8783c
+# %% ../nbs/06_train_mps.ipynb #79972355
 M4_MAX_36GB = dict(peak_flops=13.7e12, # fp16 FLOP/s of the 32-core GPU (assumed; Apple publishes no figure)
                    usable_bytes=27 * GiB) # about 75% of 36 GiB of unified memory is available to Metal
 
@@ -692,7 +692,7 @@ def plan_training(cfg: KoLLMConfig,
     tps = tokens_per_second or mfu * peak_flops / fpt
     return TrainingPlan(params, tokens, fpt, tps, tokens / tps / 3600)
 
-# %% ../nbs/06_train_mps.ipynb #416db6c5
+# %% ../nbs/06_train_mps.ipynb #efa87f81
 @dataclass
 class BatchPlan:
     "A micro-batch, accumulation and checkpointing choice, with its memory estimate."
@@ -725,7 +725,7 @@ def suggest_batch(cfg: KoLLMConfig,
     raise ValueError(f"even micro-batch 1 with checkpointing needs {smallest.total / GiB:.1f} GiB, "
                      f"more than {margin:.0%} of {memory_budget_bytes / GiB:.1f} GiB")
 
-# %% ../nbs/06_train_mps.ipynb #fe1ec7b9
+# %% ../nbs/06_train_mps.ipynb #be84a255
 @call_parse
 def kollm_train(overrides: Param("config overrides as key=value, e.g. lr=3e-4 max_steps=1000 model.num_layers=12", str, nargs='*') = None,
                 config: str = 'cpu_tiny', # shipped config (cpu_tiny, cpu_small, m4max, m4max_large) or a YAML path
