@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['repeat_kv', 'use_gqa_kernel', 'causal_mask', 'attend', 'KVCache', 'Attention']
 
-# %% ../nbs/02_gqa.ipynb #112cc5f5
+# %% ../nbs/02_gqa.ipynb #3666ef80
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 from .rope import apply_rope
 
-# %% ../nbs/02_gqa.ipynb #971a615d
+# %% ../nbs/02_gqa.ipynb #d9dede2d
 def repeat_kv(x: Tensor, # keys or values, (batch, num_kv_heads, seq, head_dim)
               n_rep: int, # query heads per key/value head
              ) -> Tensor: # (batch, num_kv_heads * n_rep, seq, head_dim)
@@ -20,7 +20,7 @@ def repeat_kv(x: Tensor, # keys or values, (batch, num_kv_heads, seq, head_dim)
     b, h, t, d = x.shape
     return x[:, :, None].expand(b, h, n_rep, t, d).reshape(b, h * n_rep, t, d)
 
-# %% ../nbs/02_gqa.ipynb #1e54b3ca
+# %% ../nbs/02_gqa.ipynb #dcd359bc
 def use_gqa_kernel(q: Tensor) -> bool:
     "Whether SDPA's `enable_gqa` is fast and safe for `q`'s device and dtype (CPU; CUDA in fp16/bf16; never MPS)."
     if q.device.type == 'cpu': return True
@@ -30,23 +30,33 @@ def causal_mask(q_len: int, kv_len: int, device=None) -> Tensor:
     "Boolean mask (q_len, kv_len), True where query i (at position kv_len − q_len + i) may attend."
     return torch.ones(q_len, kv_len, dtype=torch.bool, device=device).tril(diagonal=kv_len - q_len)
 
-# %% ../nbs/02_gqa.ipynb #1f3854b9
+# %% ../nbs/02_gqa.ipynb #328a9d46
 def attend(q: Tensor, # queries (batch, num_heads, t, head_dim)
            k: Tensor, # keys (batch, num_kv_heads, s, head_dim), s >= t; the last t are the queries' own positions
            v: Tensor, # values, shaped like k
            dropout_p: float = 0.0, # attention dropout (pass 0 in eval mode)
            gqa_kernel: bool | None = None, # force SDPA's GQA path (True) or `repeat_kv` (False); None decides by device
+           key_mask: Tensor | None = None, # (batch, s) bool, False at padding keys that no query may see
           ) -> Tensor: # (batch, num_heads, t, head_dim)
-    "Causal scaled-dot-product attention with grouped key/value heads."
-    t, s = q.shape[-2], k.shape[-2]
-    n_rep = q.shape[1] // k.shape[1]
+    "Causal scaled-dot-product attention with grouped key/value heads and an optional key-padding mask."
+    b, h, t, d = q.shape
+    s, kv_heads = k.shape[-2], k.shape[1]
+    n_rep = h // kv_heads
+    if t == 1 and n_rep > 1:  # decoding: a KV head's n_rep queries form one (n_rep, d) block, no copy and no GQA kernel
+        mask = None if key_mask is None else key_mask[:, None, None, :]
+        y = F.scaled_dot_product_attention(q.reshape(b, kv_heads, n_rep, d), k, v, attn_mask=mask, dropout_p=dropout_p)
+        return y.view(b, h, 1, d)
     if gqa_kernel is None: gqa_kernel = use_gqa_kernel(q)
     if n_rep > 1 and not gqa_kernel: k, v, n_rep = repeat_kv(k, n_rep), repeat_kv(v, n_rep), 1
-    mask = None if t == s or t == 1 else causal_mask(t, s, q.device)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                          is_causal=(t == s and t > 1), enable_gqa=n_rep > 1)
+    if key_mask is None:
+        mask, is_causal = (None if t == s or t == 1 else causal_mask(t, s, q.device)), t == s and t > 1
+    else:  # padding keys hidden from every query; a padding query still sees itself, so its softmax stays finite
+        own = torch.ones(t, s, dtype=torch.bool, device=q.device).tril(s - t).triu(s - t)
+        mask, is_causal = (key_mask[:, None, None, :] & causal_mask(t, s, q.device)) | own, False
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal,
+                                          enable_gqa=n_rep > 1)
 
-# %% ../nbs/02_gqa.ipynb #15abcda3
+# %% ../nbs/02_gqa.ipynb #701cedaa
 class KVCache:
     "Keys and values of one attention layer, preallocated for `max_seq_length` positions and filled left to right."
     def __init__(self, max_seq_length: int): # the longest sequence (prompt + new tokens) it will hold
@@ -67,7 +77,7 @@ class KVCache:
         self.seen = end
         return self.k[:, :, :end], self.v[:, :, :end]
 
-# %% ../nbs/02_gqa.ipynb #ab3133bf
+# %% ../nbs/02_gqa.ipynb #6f59b2fd
 class Attention(nn.Module):
     "Grouped-query causal self-attention with rotary positions and an optional KV cache."
     def __init__(self,
@@ -93,6 +103,7 @@ class Attention(nn.Module):
                 x: Tensor, # (batch, seq, hidden_size)
                 cos: Tensor, sin: Tensor, # RoPE tables from `rope_cache`
                 cache: KVCache | None = None, # this layer's cache while decoding
+                key_mask: Tensor | None = None, # (batch, cached + seq) bool, False at left padding
                ) -> Tensor: # (batch, seq, hidden_size)
         b, t, _ = x.shape
         q = self.q_proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
@@ -101,5 +112,5 @@ class Attention(nn.Module):
         offset = 0 if cache is None else cache.seen
         q, k = apply_rope(q, cos, sin, offset), apply_rope(k, cos, sin, offset)
         if cache is not None: k, v = cache.update(k, v)
-        y = attend(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        y = attend(q, k, v, dropout_p=self.dropout if self.training else 0.0, key_mask=key_mask)
         return self.o_proj(y.transpose(1, 2).reshape(b, t, -1))

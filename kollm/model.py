@@ -4,10 +4,12 @@
 
 # %% auto #0
 __all__ = ['KoLLMConfig', 'dataclass_from_dict', 'Block', 'LinearCrossEntropy', 'linear_cross_entropy', 'KoLLM', 'sample_next',
-           'count_parameters', 'hf_name', 'hf_config', 'config_from_hf', 'to_hf', 'from_hf', 'smoke_run', 'kollm_smoke']
+           'apply_repetition_penalty', 'count_parameters', 'decode_bytes_per_token', 'Int8Linear', 'quantize_int8',
+           'hf_name', 'hf_config', 'config_from_hf', 'to_hf', 'from_hf', 'smoke_run', 'kollm_smoke']
 
-# %% ../nbs/04_model.ipynb #13a6fcf4
+# %% ../nbs/04_model.ipynb #6cf40f84
 import dataclasses, difflib, re
+from collections.abc import Callable
 from dataclasses import dataclass, asdict
 from importlib import resources
 from pathlib import Path
@@ -25,7 +27,7 @@ from .rmsnorm import RMSNorm
 from .gqa import Attention, KVCache
 from .swiglu import SwiGLU
 
-# %% ../nbs/04_model.ipynb #3c228932
+# %% ../nbs/04_model.ipynb #9cce9c9a
 @dataclass
 class KoLLMConfig:
     "Shape and regularisation of a KoLLM model; the field names are the plan's YAML keys."
@@ -62,7 +64,7 @@ class KoLLMConfig:
     @property
     def head_dim(self) -> int: return self.hidden_size // self.num_heads
 
-# %% ../nbs/04_model.ipynb #971b659a
+# %% ../nbs/04_model.ipynb #3c318738
 def dataclass_from_dict(cls, d: dict, source: str = 'config', what: str = 'field'):
     "Build dataclass `cls` from a mapping, rejecting unknown keys with a close-match hint (every kollm config file)."
     if not isinstance(d, dict): raise ValueError(f"{source}: expected a mapping of {what}s, got {type(d).__name__}")
@@ -93,7 +95,7 @@ def to_yaml(self: KoLLMConfig, path: str | Path | None = None) -> str:
     if path is not None: Path(path).write_text(text, encoding='utf-8')
     return text
 
-# %% ../nbs/04_model.ipynb #beb499c9
+# %% ../nbs/04_model.ipynb #e8db185a
 @patch(cls_method=True)
 def presets(cls: KoLLMConfig) -> list[str]:
     "Names of the presets shipped in `kollm/configs/model_*.yaml`."
@@ -108,7 +110,7 @@ def from_preset(cls: KoLLMConfig, name: str) -> KoLLMConfig:
     with resources.as_file(resources.files('kollm').joinpath('configs', f'model_{name}.yaml')) as path:
         return cls.from_yaml(path)
 
-# %% ../nbs/04_model.ipynb #9f1c868c
+# %% ../nbs/04_model.ipynb #f8880beb
 class Block(nn.Module):
     "Pre-norm decoder block: `x + attn(norm(x))`, then `x + ffn(norm(x))`."
     def __init__(self, cfg: KoLLMConfig):
@@ -119,11 +121,12 @@ class Block(nn.Module):
         self.ffn = SwiGLU(cfg.hidden_size, cfg.intermediate_size)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | None = None) -> Tensor:
-        x = x + self.drop(self.attn(self.attn_norm(x), cos, sin, cache))
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: KVCache | None = None,
+                key_mask: Tensor | None = None) -> Tensor:
+        x = x + self.drop(self.attn(self.attn_norm(x), cos, sin, cache, key_mask))
         return x + self.drop(self.ffn(self.ffn_norm(x)))
 
-# %% ../nbs/04_model.ipynb #295552f2
+# %% ../nbs/04_model.ipynb #61e183cf
 class LinearCrossEntropy(torch.autograd.Function):
     "Mean cross-entropy of `hidden @ weight.T` against `labels`, computed in chunks with its gradient in the forward pass."
     @staticmethod
@@ -161,7 +164,7 @@ class LinearCrossEntropy(torch.autograd.Function):
         return (None if grad_h is None else grad_h * grad_out,
                 None if grad_w is None else (grad_w * grad_out).to(ctx.weight_dtype), None, None)
 
-# %% ../nbs/04_model.ipynb #a66ceca6
+# %% ../nbs/04_model.ipynb #1430c0a5
 def linear_cross_entropy(hidden: Tensor, # (..., hidden_size) final hidden states
                          weight: Tensor, # (vocab_size, hidden_size) LM-head weight
                          labels: Tensor, # (...) next-token targets, -100 to ignore
@@ -170,7 +173,7 @@ def linear_cross_entropy(hidden: Tensor, # (..., hidden_size) final hidden state
     "Memory-lean `F.cross_entropy(hidden @ weight.T, labels, ignore_index=-100)`."
     return LinearCrossEntropy.apply(hidden.reshape(-1, hidden.shape[-1]), weight, labels.reshape(-1), chunk_size)
 
-# %% ../nbs/04_model.ipynb #c594af34
+# %% ../nbs/04_model.ipynb #ff1a9546
 class KoLLM(nn.Module):
     "A LLaMA-style decoder-only language model."
     def __init__(self, cfg: KoLLMConfig):
@@ -190,6 +193,12 @@ class KoLLM(nn.Module):
     def _build_rope(self):
         device = self.embed.weight.device
         self.rope_cos, self.rope_sin = rope_cache(self.cfg.head_dim, self.cfg.max_seq_length, self.cfg.rope_theta, device)
+        self._rope_cast = {}  # the tables cast to an activation dtype, made once rather than at every layer and step
+
+    def rope_tables(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        "RoPE's cos and sin tables in `dtype`: the float32 tables rounded once, as `apply_rope` would at every call."
+        if dtype not in self._rope_cast: self._rope_cast[dtype] = self.rope_cos.to(dtype), self.rope_sin.to(dtype)
+        return self._rope_cast[dtype]
 
     def _apply(self, fn, recurse=True):
         super()._apply(fn, recurse)
@@ -214,18 +223,20 @@ class KoLLM(nn.Module):
                 labels: Tensor | None = None, # (batch, seq) next-token targets, -100 to ignore
                 cache: list[KVCache] | None = None, # from `new_cache`, for incremental decoding
                 last_only: bool = False, # return logits for the last position only
+                attention_mask: Tensor | None = None, # (batch, cached + seq): 1 at real tokens, 0 at left padding
                ) -> tuple[Tensor | None, Tensor | None]: # (logits or None, loss or None)
         x = self.embed(input_ids)
+        key_mask = None if attention_mask is None else attention_mask.bool()
+        cos, sin = self.rope_tables(x.dtype) if cache is not None else (self.rope_cos, self.rope_sin)
         for i, block in enumerate(self.blocks):
             if self.gradient_checkpointing and self.training and cache is None:
-                x = checkpoint(block, x, self.rope_cos, self.rope_sin, use_reentrant=False)
+                x = checkpoint(block, x, cos, sin, None, key_mask, use_reentrant=False)
             else:
-                x = block(x, self.rope_cos, self.rope_sin, None if cache is None else cache[i])
-        x = self.norm(x)
-        if labels is not None: return None, linear_cross_entropy(x, self.lm_head.weight, labels)
-        return self.lm_head(x[:, -1:] if last_only else x), None
+                x = block(x, cos, sin, None if cache is None else cache[i], key_mask)
+        if labels is not None: return None, linear_cross_entropy(self.norm(x), self.lm_head.weight, labels)
+        return self.lm_head(self.norm(x[:, -1:] if last_only else x)), None
 
-# %% ../nbs/04_model.ipynb #1fc81d84
+# %% ../nbs/04_model.ipynb #bce6277a
 def sample_next(logits: Tensor, # (batch, vocab) logits of the last position
                 temperature: float = 1.0, # 0 = greedy (argmax)
                 top_k: int | None = None, # keep only the k most likely tokens
@@ -245,48 +256,120 @@ def sample_next(logits: Tensor, # (batch, vocab) logits of the last position
         logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float('-inf'))
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
-# %% ../nbs/04_model.ipynb #a4cf91d7
+# %% ../nbs/04_model.ipynb #2045130b
+def apply_repetition_penalty(logits: Tensor, # (batch, vocab) next-token logits
+                             previous: Tensor, # (batch, n) ids already in the prompt or the output
+                             penalty: float, # θ ≥ 1; 1 leaves the logits unchanged
+                            ) -> Tensor: # (batch, vocab) penalised logits
+    "CTRL's repetition penalty: logits of `previous` tokens divided by θ where positive, multiplied by θ where negative."
+    if penalty == 1.0: return logits
+    score = logits.gather(-1, previous)
+    return logits.scatter(-1, previous, torch.where(score > 0, score / penalty, score * penalty))
+
+# %% ../nbs/04_model.ipynb #d79cbdc1
 @patch
-@torch.no_grad()
 def generate(self: KoLLM,
-             input_ids: Tensor, # (batch, prompt_len) prompt token ids
+             input_ids: Tensor, # (batch, prompt_len) prompt token ids, left-padded when the prompts differ in length
              max_new_tokens: int, # tokens to add to each row
              temperature: float = 1.0, # 0 = greedy
-             top_k: int | None = None,
-             top_p: float | None = None,
+             top_k: int | None = None, # keep the k most likely tokens
+             top_p: float | None = None, # keep the smallest set of tokens whose probability reaches top_p
+             repetition_penalty: float = 1.0, # CTRL's θ over the prompt's and the generated ids; 1 = none
              eos_id: int | None = None, # stop a row once it emits this id
              use_cache: bool = True, # reuse keys/values (False recomputes the whole prefix every step)
              generator: torch.Generator | None = None, # seeds the sampling
+             attention_mask: Tensor | None = None, # (batch, prompt_len): 1 at real tokens, 0 at left padding
+             on_token: Callable[[int, int], None] | None = None, # called with (row, id) for each new token, for streaming
             ) -> Tensor: # (batch, prompt_len + new) prompt followed by the generated ids
-    "Autoregressive generation with a KV cache, temperature, top-k and top-p."
-    total = input_ids.shape[1] + max_new_tokens
+    "Autoregressive generation with a KV cache, sampling knobs, a repetition penalty, EOS, padding and streaming."
+    b, prompt_len = input_ids.shape
+    total = prompt_len + max_new_tokens
     if total > self.cfg.max_seq_length:
-        raise ValueError(f"prompt ({input_ids.shape[1]}) + max_new_tokens ({max_new_tokens}) exceeds "
+        raise ValueError(f"prompt ({prompt_len}) + max_new_tokens ({max_new_tokens}) exceeds "
                          f"max_seq_length ({self.cfg.max_seq_length})")
+    if attention_mask is not None:
+        if attention_mask.shape != input_ids.shape:
+            raise ValueError(f"attention_mask {tuple(attention_mask.shape)} must match input_ids {tuple(input_ids.shape)}")
+        real = attention_mask.bool()
+        if not real[:, -1].all() or (real[:, 1:] < real[:, :-1]).any():
+            raise ValueError("pad prompts on the left: each attention_mask row must be zeros, then ones to the end")
     was_training = self.training
     self.eval()
-    cache = self.new_cache(total) if use_cache else None
-    ids, step_input = input_ids, input_ids
-    done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-    for _ in range(max_new_tokens):
-        logits, _ = self(step_input, cache=cache, last_only=True)
-        nxt = sample_next(logits[:, -1], temperature, top_k, top_p, generator)
-        if eos_id is not None:
-            nxt = nxt.masked_fill(done, eos_id)
-            done |= nxt == eos_id
-        ids = torch.cat([ids, nxt[:, None]], dim=1)
-        if eos_id is not None and done.all(): break
-        step_input = nxt[:, None] if use_cache else ids
+    with torch.inference_mode():
+        ids = input_ids.new_empty(b, total)
+        ids[:, :prompt_len] = input_ids
+        key_mask = None
+        if attention_mask is not None:
+            key_mask = torch.ones(b, total, dtype=torch.bool, device=input_ids.device)
+            key_mask[:, :prompt_len] = real
+        history = ids  # what the penalty sees: padding replaced by the row's last prompt token, penalised anyway
+        if repetition_penalty != 1.0 and attention_mask is not None:
+            history = ids.clone()
+            history[:, :prompt_len] = input_ids.where(real, input_ids[:, -1:])
+        cache = self.new_cache(total) if use_cache else None
+        done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
+        step, end = input_ids, prompt_len
+        for _ in range(max_new_tokens):
+            logits, _ = self(step, cache=cache, last_only=True,
+                             attention_mask=None if key_mask is None else key_mask[:, :end])
+            logits = apply_repetition_penalty(logits[:, -1].float(), history[:, :end], repetition_penalty)
+            nxt = sample_next(logits, temperature, top_k, top_p, generator)
+            if eos_id is not None: nxt = nxt.masked_fill(done, eos_id)
+            if on_token is not None:
+                for row, (token, finished) in enumerate(zip(nxt.tolist(), done.tolist())):
+                    if not finished and token != eos_id: on_token(row, token)
+            ids[:, end] = nxt
+            if history is not ids: history[:, end] = nxt
+            end += 1
+            if eos_id is not None:
+                done |= nxt == eos_id
+                if done.all(): break
+            step = ids[:, end - 1:end] if use_cache else ids[:, :end]
+        out = ids[:, :end]
     self.train(was_training)
-    return ids
+    return out.clone()  # outside inference mode: an ordinary tensor
 
-# %% ../nbs/04_model.ipynb #a6343385
+# %% ../nbs/04_model.ipynb #7b42c11f
 def count_parameters(cfg: KoLLMConfig) -> int:
     "Exact number of distinct parameters of `KoLLM(cfg)`, counted on the meta device (no memory allocated)."
     with torch.device('meta'): model = KoLLM(cfg)
     return sum(p.numel() for p in model.parameters())
 
-# %% ../nbs/04_model.ipynb #be2c8f14
+# %% ../nbs/04_model.ipynb #12ce3f7a
+def decode_bytes_per_token(cfg: KoLLMConfig,
+                           weight_bytes: float = 2, # bytes per weight: 4 fp32, 2 fp16/bf16, 1 int8
+                           context: int = 0, # positions already in the KV cache
+                           cache_bytes: float = 2, # bytes per cached key/value number
+                          ) -> float: # bytes one batch-1 decoding step reads
+    "Bytes a batch-1 decoding step reads: every weight matrix once (the LM head included) and the KV cache."
+    h, kv = cfg.hidden_size, cfg.num_kv_heads * cfg.head_dim
+    matrices = cfg.num_layers * (2 * h * h + 2 * h * kv + 3 * h * cfg.intermediate_size) + cfg.vocab_size * h
+    return matrices * weight_bytes + 2 * cfg.num_layers * kv * context * cache_bytes
+
+# %% ../nbs/04_model.ipynb #ec1eb96f
+class Int8Linear(nn.Module):
+    "A bias-free linear layer with int8 weights and one float scale per output channel (weight-only quantisation)."
+    def __init__(self, weight: Tensor): # (out_features, in_features) float weight to quantise
+        super().__init__()
+        w = weight.detach().float()
+        scale = w.abs().amax(dim=1).clamp(min=1e-12) / 127
+        self.register_buffer('weight', (w / scale[:, None]).round().clamp(-127, 127).to(torch.int8))
+        self.register_buffer('scale', scale.to(weight.dtype))
+
+    def forward(self, x: Tensor) -> Tensor:
+        rows = x.reshape(-1, x.shape[-1])
+        if rows.shape[0] > 8:  # a prompt is compute-bound: dequantise once and use the dense kernel
+            return F.linear(x, self.weight.to(x.dtype) * self.scale.to(x.dtype)[:, None])
+        return torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scale.to(x.dtype)).view(*x.shape[:-1], -1)
+
+def quantize_int8(model: KoLLM) -> KoLLM:
+    "Replace every linear layer, the LM head included, by an `Int8Linear` in place (inference only); returns `model`."
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, nn.Linear): setattr(module, name, Int8Linear(child.weight))
+    return model.eval()
+
+# %% ../nbs/04_model.ipynb #9a338bb2
 _HF_NAMES = [  # kollm parameter path → Hugging Face LlamaForCausalLM path
     (r'^embed\.', 'model.embed_tokens.'),
     (r'^blocks\.(\d+)\.attn_norm\.', r'model.layers.\1.input_layernorm.'),
@@ -302,7 +385,7 @@ def hf_name(name: str) -> str:
         if re.match(pattern, name): return re.sub(pattern, repl, name)
     return name  # lm_head.weight is the same in both
 
-# %% ../nbs/04_model.ipynb #efb54947
+# %% ../nbs/04_model.ipynb #67f61cfe
 def hf_config(cfg: KoLLMConfig, **kwargs):
     "A `transformers.LlamaConfig` with the shapes of `cfg` (extra kwargs, e.g. token ids, are passed through)."
     from transformers import LlamaConfig
@@ -333,7 +416,7 @@ def config_from_hf(hf_cfg) -> KoLLMConfig:
                        tie_embeddings=bool(hf_cfg.tie_word_embeddings), norm_eps=hf_cfg.rms_norm_eps,
                        init_std=getattr(hf_cfg, 'initializer_range', 0.02))
 
-# %% ../nbs/04_model.ipynb #f88fd816
+# %% ../nbs/04_model.ipynb #c51d74e1
 def to_hf(model: KoLLM, **config_kwargs):
     "A `transformers.LlamaForCausalLM` holding a copy of `model`'s weights."
     from transformers import LlamaForCausalLM
@@ -351,7 +434,7 @@ def from_hf(hf_model) -> KoLLM:
     model.load_state_dict({k: hf_state[hf_name(k)] for k in model.state_dict()})
     return model.eval()
 
-# %% ../nbs/04_model.ipynb #95479c98
+# %% ../nbs/04_model.ipynb #49a523d1
 def smoke_run(preset: str = 'tiny', # model preset
               steps: int = 150, # AdamW steps on the sentence
               text: str = '대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다.',

@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['rope_frequencies', 'rope_cache', 'rotate_half', 'apply_rope']
 
-# %% ../nbs/00_rope.ipynb #55a3b7b8
+# %% ../nbs/00_rope.ipynb #2c2265b2
 import torch
 from torch import Tensor
 
-# %% ../nbs/00_rope.ipynb #fd08e272
+# %% ../nbs/00_rope.ipynb #4929c5ac
 def rope_frequencies(head_dim: int, # features per attention head; must be even
                      theta: float = 10000.0, # base of the frequency ladder, the config's `rope_theta`
                     ) -> Tensor: # (head_dim/2,) float32 angular frequencies θᵢ in radians per position
@@ -17,7 +17,7 @@ def rope_frequencies(head_dim: int, # features per attention head; must be even
     if head_dim % 2: raise ValueError(f"RoPE rotates pairs of features, so head_dim must be even; got {head_dim}")
     return 1.0 / theta ** (torch.arange(0, head_dim, 2, dtype=torch.int64).float() / head_dim)
 
-# %% ../nbs/00_rope.ipynb #1ce7ea87
+# %% ../nbs/00_rope.ipynb #18c6be80
 def rope_cache(head_dim: int, # features per attention head
                max_seq_length: int, # number of positions to precompute
                theta: float = 10000.0, # `rope_theta`
@@ -29,13 +29,13 @@ def rope_cache(head_dim: int, # features per attention head
     angles = torch.cat([angles, angles], dim=-1)  # the two members of pair i sit half a head apart
     return angles.cos(), angles.sin()
 
-# %% ../nbs/00_rope.ipynb #ff2d90ba
+# %% ../nbs/00_rope.ipynb #b27ea8d0
 def rotate_half(x: Tensor) -> Tensor:
     "Map the two halves `(x₁, x₂)` of the last dimension to `(−x₂, x₁)`: a quarter turn of every RoPE pair."
     x1, x2 = x.chunk(2, dim=-1)
     return torch.cat([-x2, x1], dim=-1)
 
-# %% ../nbs/00_rope.ipynb #3196eb72
+# %% ../nbs/00_rope.ipynb #f6b17d97
 def apply_rope(x: Tensor, # queries or keys, (batch, heads, seq, head_dim)
                cos: Tensor, # (max_seq_length, head_dim) table from `rope_cache`
                sin: Tensor, # (max_seq_length, head_dim) table from `rope_cache`

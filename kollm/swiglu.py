@@ -5,12 +5,12 @@
 # %% auto #0
 __all__ = ['SwiGLU']
 
-# %% ../nbs/03_swiglu.ipynb #bb096b28
+# %% ../nbs/03_swiglu.ipynb #3395c9de
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
 
-# %% ../nbs/03_swiglu.ipynb #99b3eaef
+# %% ../nbs/03_swiglu.ipynb #5011203c
 class SwiGLU(nn.Module):
     "LLaMA's gated feed-forward network: `down_proj(silu(gate_proj(x)) * up_proj(x))`, no biases."
     def __init__(self,

@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['PRECISION_BYTES', 'OPTIMIZER_STATES', 'GiB', 'M4_MAX_36GB', 'TrainConfig', 'train_configs', 'load_train_config',
            'Precision', 'pick_device', 'pick_precision', 'make_optimizer', 'lr_at', 'save_checkpoint',
-           'list_checkpoints', 'load_weights', 'load_state', 'is_oom', 'accumulate_gradients', 'train_step',
-           'memory_in_use', 'evaluate', 'init_distributed', 'train', 'plot_metrics', 'average_checkpoints',
-           'load_checkpoint_model', 'attention_is_fused', 'activation_bytes_per_layer', 'MemoryEstimate',
-           'estimate_memory', 'peak_memory', 'model_flops_per_token', 'TrainingPlan', 'plan_training', 'BatchPlan',
-           'suggest_batch', 'kollm_train', 'kollm_plan']
+           'list_checkpoints', 'load_weights', 'load_state', 'load_initial_weights', 'is_oom', 'accumulate_gradients',
+           'train_step', 'memory_in_use', 'evaluate', 'init_distributed', 'train', 'plot_metrics',
+           'average_checkpoints', 'load_checkpoint_model', 'attention_is_fused', 'activation_bytes_per_layer',
+           'MemoryEstimate', 'estimate_memory', 'peak_memory', 'model_flops_per_token', 'TrainingPlan', 'plan_training',
+           'BatchPlan', 'suggest_batch', 'kollm_train', 'kollm_plan']
 
-# %% ../nbs/06_train_mps.ipynb #31536b85
+# %% ../nbs/06_train_mps.ipynb #aa1c4dbb
 import dataclasses, json, math, os, re, shutil, time
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict
@@ -31,7 +31,7 @@ from torch import nn, Tensor
 from .model import KoLLM, KoLLMConfig, count_parameters, dataclass_from_dict, _config_from_dict
 from .data import TokenLoader, TokenShards, TokenWindows
 
-# %% ../nbs/06_train_mps.ipynb #a63c336f
+# %% ../nbs/06_train_mps.ipynb #eeea0b8d
 @dataclass
 class TrainConfig:
     "A training run besides the model's shape; defaults are the plan's M4 Max settings for the medium model."
@@ -66,6 +66,7 @@ class TrainConfig:
     num_workers: int | None = None # DataLoader workers (default: 2 with CUDA, else 0)
     tensorboard: bool = False # also log to TensorBoard (needs the tensorboard package)
     fsdp: bool = False # under torchrun, shard weights, gradients and AdamW state across processes (FSDP2) instead of DDP
+    init_from: str = '' # a checkpoint folder whose weights start the run (continued pretraining: fresh optimizer and schedule)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # YAML reads 3e-4 as a string (1.1 wants 3.0e-4): accept both
@@ -89,7 +90,7 @@ class TrainConfig:
     @property
     def tokens_per_step(self) -> int: return self.batch_size * self.grad_accum * self.seq_len
 
-# %% ../nbs/06_train_mps.ipynb #83a89ae0
+# %% ../nbs/06_train_mps.ipynb #5136412c
 def train_configs() -> list[str]:
     "Names of the training configs shipped in `kollm/configs/training_*.yaml`."
     files = resources.files('kollm').joinpath('configs').iterdir()
@@ -128,7 +129,7 @@ def to_yaml(self: TrainConfig) -> str:
     d = asdict(self)
     return yaml.safe_dump({'model': d.pop('model'), 'training': d}, sort_keys=False, allow_unicode=True)
 
-# %% ../nbs/06_train_mps.ipynb #8f4f70e0
+# %% ../nbs/06_train_mps.ipynb #a29a52ce
 @dataclass
 class Precision:
     "Where and how to compute: the device, the autocast dtype (None: fp32), and whether losses need scaling."
@@ -166,7 +167,7 @@ def pick_precision(device: str = 'auto', precision: str = 'auto', mps_memory_fra
     dtype = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}[precision]
     return Precision(d, dtype, scaler=dtype is torch.float16)
 
-# %% ../nbs/06_train_mps.ipynb #62100249
+# %% ../nbs/06_train_mps.ipynb #684d820e
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device,
                    fused: bool = True, # the fused kernel where the device has it (FSDP's sharded parameters: foreach)
                   ) -> torch.optim.AdamW:
@@ -186,7 +187,7 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     progress = min((step - cfg.warmup_steps) / max(cfg.max_steps - cfg.warmup_steps, 1), 1.0)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
-# %% ../nbs/06_train_mps.ipynb #e66d7906
+# %% ../nbs/06_train_mps.ipynb #24921d33
 def _rng_state(device: torch.device) -> dict:
     state = dict(cpu=torch.get_rng_state())
     if device.type == 'cuda': state['cuda'] = torch.cuda.get_rng_state(device)
@@ -239,7 +240,16 @@ def load_state(ckpt) -> dict:
     "A checkpoint's training state, read without unpickling arbitrary objects."
     return torch.load(Path(ckpt) / 'state.pt', weights_only=True)
 
-# %% ../nbs/06_train_mps.ipynb #957316e2
+def load_initial_weights(model: KoLLM, ckpt) -> KoLLM:
+    "Start `model` from a checkpoint's weights (continued pretraining); both must have the same shape."
+    saved = load_train_config(str(Path(ckpt) / 'config.yaml')).model_config()
+    diff = [f"{f} {getattr(saved, f)} vs {getattr(model.cfg, f)}" for f in ('vocab_size', 'hidden_size', 'num_layers',
+            'num_heads', 'num_kv_heads', 'intermediate_size', 'tie_embeddings') if getattr(saved, f) != getattr(model.cfg, f)]
+    if diff: raise ValueError(f"init_from {ckpt} has another shape than this run's model ({'; '.join(diff)}): "
+                              "set the run's model to the `model:` of the checkpoint's config.yaml")
+    return load_weights(model, ckpt)
+
+# %% ../nbs/06_train_mps.ipynb #b6d63174
 def is_oom(e: BaseException) -> bool:
     "Whether an exception is an out-of-memory error (CUDA, MPS or CPU allocator)."
     return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and 'out of memory' in str(e).lower())
@@ -299,7 +309,7 @@ def train_step(model, optimizer, x, y, micro_batch: int, precision: Precision, c
     optimizer.zero_grad(set_to_none=True)
     return stats, micro_batch
 
-# %% ../nbs/06_train_mps.ipynb #80229ddf
+# %% ../nbs/06_train_mps.ipynb #c58420a3
 def memory_in_use(device: torch.device) -> float:
     "GB of memory the run holds: peak allocated on CUDA, driver-allocated on MPS, peak resident set on the CPU."
     if device.type == 'cuda': return torch.cuda.max_memory_allocated(device) / 1e9
@@ -380,6 +390,7 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     if cfg.seq_len > mcfg.max_seq_length:
         raise ValueError(f"seq_len {cfg.seq_len} exceeds the model's max_seq_length {mcfg.max_seq_length}")
     model = KoLLM(mcfg).to(precision.device)
+    if cfg.init_from and not (resume and list_checkpoints(out)): load_initial_weights(model, cfg.init_from)
     model.gradient_checkpointing = cfg.grad_checkpointing
     sharded = world > 1 and cfg.fsdp
     if sharded:  # FSDP2: every block's weights, gradients and AdamW moments are split across the processes
@@ -497,7 +508,7 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     return dict(state, val_loss=val, checkpoint=str(list_checkpoints(out)[-1]), precision=precision.name,
                 device=str(precision.device), world_size=world)
 
-# %% ../nbs/06_train_mps.ipynb #6fdf0c0a
+# %% ../nbs/06_train_mps.ipynb #3e6db1b4
 def plot_metrics(run_dir, ax=None):
     "Training and validation loss of a run against steps, from its `metrics.jsonl`."
     import koreanize_matplotlib  # noqa: F401  NanumGothic, so Hangul labels render instead of boxes
@@ -510,7 +521,7 @@ def plot_metrics(run_dir, ax=None):
     ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.legend(); ax.grid(alpha=0.3)
     return ax
 
-# %% ../nbs/06_train_mps.ipynb #defe451d
+# %% ../nbs/06_train_mps.ipynb #1b5f0bbd
 def average_checkpoints(ckpts: list, # checkpoint folders (e.g. `list_checkpoints(run)[-3:]`)
                         out, # folder for the averaged checkpoint
                        ) -> Path:
@@ -540,7 +551,7 @@ def load_checkpoint_model(ckpt, device='cpu') -> KoLLM:
     model = KoLLM(load_train_config(str(Path(ckpt) / 'config.yaml')).model_config())
     return load_weights(model, ckpt).to(device)
 
-# %% ../nbs/06_train_mps.ipynb #f5802e31
+# %% ../nbs/06_train_mps.ipynb #1e648fdc
 PRECISION_BYTES = {'fp32': 4, 'fp16': 2, 'bf16': 2}  # bytes of a matmul operand; fp16/bf16 mean autocast over fp32 weights
 OPTIMIZER_STATES = {'adamw': 2, 'sgd': 1}  # fp32 tensors of optimizer state per parameter (SGD with momentum)
 
@@ -571,7 +582,7 @@ def activation_bytes_per_layer(cfg: KoLLMConfig,
     if cfg.dropout > 0: per_token += 2 * h * (1 if device_type == 'cuda' else b)  # residual-dropout masks
     return micro_batch * seq_len * per_token + scores
 
-# %% ../nbs/06_train_mps.ipynb #9a990df7
+# %% ../nbs/06_train_mps.ipynb #0d7fdaa8
 GiB = 2**30
 
 @dataclass
@@ -598,7 +609,7 @@ class MemoryEstimate:
         rows = '\n'.join(f"  {name:<14}{v:9.3f} GiB" for name, v in self.gib().items())
         return f"MemoryEstimate (peak at {self.peak_phase})\n{rows}"
 
-# %% ../nbs/06_train_mps.ipynb #015706a5
+# %% ../nbs/06_train_mps.ipynb #5d06e746
 def estimate_memory(cfg: KoLLMConfig,
                     micro_batch: int, # sequences per forward/backward pass
                     seq_len: int | None = None, # tokens per sequence (default: cfg.max_seq_length)
@@ -643,7 +654,7 @@ def estimate_memory(cfg: KoLLMConfig,
     return MemoryEstimate(weights=weights, optimizer=OPTIMIZER_STATES[optimizer] * 4 * params, gradients=g,
                           weight_copies=c, activations=a, loss_buffers=lb, temporaries=t, peak_phase=phase)
 
-# %% ../nbs/06_train_mps.ipynb #255c6ba9
+# %% ../nbs/06_train_mps.ipynb #540f5116
 def peak_memory(step, # no-argument callable: one training step
                 *tracked, # modules and optimizers whose parameters, gradients and states count as well
                ) -> int: # peak bytes of live tensors during `step()`
@@ -654,7 +665,7 @@ def peak_memory(step, # no-argument callable: one training step
     with tracker: step()
     return tracker.get_tracker_snapshot('peak')[torch.device('cpu')]['Total']
 
-# %% ../nbs/06_train_mps.ipynb #29f0840a
+# %% ../nbs/06_train_mps.ipynb #168a0e44
 def model_flops_per_token(cfg: KoLLMConfig,
                           seq_len: int | None = None, # tokens per sequence (default: cfg.max_seq_length)
                          ) -> int: # FLOPs of one forward + backward pass per trained token
@@ -663,7 +674,7 @@ def model_flops_per_token(cfg: KoLLMConfig,
     matmul_params = count_parameters(cfg) - (0 if cfg.tie_embeddings else cfg.vocab_size * cfg.hidden_size)
     return 6 * matmul_params + 12 * cfg.num_layers * cfg.hidden_size * seq_len
 
-# %% ../nbs/06_train_mps.ipynb #79972355
+# %% ../nbs/06_train_mps.ipynb #b2e01c86
 M4_MAX_36GB = dict(peak_flops=13.7e12, # fp16 FLOP/s of the 32-core GPU (assumed; Apple publishes no figure)
                    usable_bytes=27 * GiB) # about 75% of 36 GiB of unified memory is available to Metal
 
@@ -692,7 +703,7 @@ def plan_training(cfg: KoLLMConfig,
     tps = tokens_per_second or mfu * peak_flops / fpt
     return TrainingPlan(params, tokens, fpt, tps, tokens / tps / 3600)
 
-# %% ../nbs/06_train_mps.ipynb #efa87f81
+# %% ../nbs/06_train_mps.ipynb #a33a02ed
 @dataclass
 class BatchPlan:
     "A micro-batch, accumulation and checkpointing choice, with its memory estimate."
@@ -725,7 +736,7 @@ def suggest_batch(cfg: KoLLMConfig,
     raise ValueError(f"even micro-batch 1 with checkpointing needs {smallest.total / GiB:.1f} GiB, "
                      f"more than {margin:.0%} of {memory_budget_bytes / GiB:.1f} GiB")
 
-# %% ../nbs/06_train_mps.ipynb #be84a255
+# %% ../nbs/06_train_mps.ipynb #20618ddc
 @call_parse
 def kollm_train(overrides: Param("config overrides as key=value, e.g. lr=3e-4 max_steps=1000 model.num_layers=12", str, nargs='*') = None,
                 config: str = 'cpu_tiny', # shipped config (cpu_tiny, cpu_small, m4max, m4max_large) or a YAML path
