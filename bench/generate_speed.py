@@ -5,6 +5,9 @@ weights with bf16 activations, and torch.ao's dynamic int8 on fp32 for compariso
 `transformers.LlamaForCausalLM.generate` on the same weights (`kollm.model.to_hf`, greedy, as many steps for both):
 
 - prefill tokens/s (one prompt of 512 tokens) and decode tokens/s at batch 1 and batch 8,
+- with `+compile`, kollm's `generate(compile=True)` (fixed-shape steps compiled by inductor, weights frozen in),
+  beside both transformers' default `generate` and its compiled recipe (static cache, compiled forward, the same
+  inductor options), so the comparison is compiled against compiled too,
 - the roofline: a chain of batch-1 `F.linear` calls over the model's own matrices (bytes/s it reaches), and the
   copy bandwidth, so decode tokens/s ÷ (chain bandwidth ÷ bytes read per token) is the fraction of the roofline,
 - decode tokens/s as the context grows, as a table and `bench/figures/decode_vs_context.png`,
@@ -55,13 +58,34 @@ def linear_chain_bandwidth(model, dtype, repeats: int = 5) -> float:
         return sum(w.numel() * w.element_size() for w in weights) / min(timed(step) for _ in range(repeats))
 
 
-def hf_generate(hf, ids, new_tokens):
+def hf_generate(hf, ids, new_tokens, **kwargs):
     hf.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                do_sample=False, pad_token_id=0)
+                do_sample=False, pad_token_id=0, **kwargs)
 
 
 def kollm_generate(model, ids, new_tokens):
     model.generate(ids, new_tokens, temperature=0)
+
+
+def kollm_generate_compiled(model, ids, new_tokens):
+    "`generate(compile=True)`: eager prefill, then one compiled fixed-shape step (`kollm.model.compile_decoding`)."
+    model.generate(ids, new_tokens, temperature=0, compile=True)
+
+
+def hf_compiled(hf):
+    "transformers' own recipe for fast decoding, a static cache and a compiled forward, with kollm's CPU options."
+    import torch._inductor.config as inductor_config
+    forward = torch.compile(hf.forward, fullgraph=True, dynamic=False)
+    def compiled_forward(*args, **kwargs):  # every model of the run shares LlamaForCausalLM.forward's graph cache
+        with inductor_config.patch(freezing=True, cpp_wrapper=True), torch._dynamo.config.patch(recompile_limit=64):
+            return forward(*args, **kwargs)
+    hf.forward = compiled_forward
+    return hf
+
+
+def hf_generate_compiled(hf, ids, new_tokens):
+    with torch.inference_mode():  # as in every timed run: a change of grad mode would recompile
+        hf_generate(hf, ids, new_tokens, cache_implementation='static')
 
 
 def decode_rates(generate, model, ids, steps: int) -> tuple[float, float]:
@@ -107,36 +131,35 @@ def markdown(rows: list[dict]) -> str:
                      ['| ' + ' | '.join(fmt(r[k]) for k in keys) + ' |' for r in rows])
 
 
-def compiled(model):
-    "`model` with its forward compiled by inductor (dynamic shapes: one graph serves every cache length)."
-    model.forward = torch.compile(model.forward, dynamic=True)
-    return model
-
-
 def speed_table(presets, formats, repeats, steps, prompt_len, batch, decode_prompt):
     rows = []
     for preset in presets:
         for fmt in formats:
             fmt, compile_it = fmt.removesuffix('+compile'), fmt.endswith('+compile')
             model, hf, chain_dtype = build(preset, fmt)
-            if compile_it:
-                model = compiled(model)
+            k_gen = kollm_generate_compiled if compile_it else kollm_generate
+            if compile_it:  # compile every shape the runs below use, and time it
+                hf_c = hf_compiled(copy.deepcopy(hf))
                 t = time.perf_counter()
-                for b in (1, batch): kollm_generate(model, torch.zeros(b, decode_prompt, dtype=torch.long), 3)
-                print(f'{preset} {fmt}: compiled in {time.perf_counter() - t:.0f} s', flush=True)
+                for b in (1, batch): k_gen(model, torch.zeros(b, decode_prompt, dtype=torch.long), 3)
+                print(f'{preset} {fmt}: kollm compiled in {time.perf_counter() - t:.0f} s', flush=True)
+                t = time.perf_counter()
+                for n in (1, steps + 1): hf_generate_compiled(hf_c, torch.zeros(1, decode_prompt, dtype=torch.long), n)
+                print(f'{preset} {fmt}: transformers (static cache) compiled in {time.perf_counter() - t:.0f} s', flush=True)
             vocab = model.cfg.vocab_size
             torch.manual_seed(1)
             prompt = torch.randint(0, vocab, (1, prompt_len))
             short = torch.randint(0, vocab, (batch, decode_prompt))
-            runs = {k: [] for k in ('k_pre', 'k_dec1', 'k_dec8', 'h_pre', 'h_dec1', 'h_dec8', 'chain')}
-            kollm_generate(model, prompt[:, :16], 2); hf_generate(hf, prompt[:, :16], 2)  # warm-up
+            runs = {k: [] for k in ('k_pre', 'k_dec1', 'k_dec8', 'h_pre', 'h_dec1', 'h_dec8', 'hc_dec1', 'chain')}
+            k_gen(model, prompt[:, :16], 2); hf_generate(hf, prompt[:, :16], 2)  # warm-up
             for _ in range(repeats):  # interleaved, so a burst of load hits both alike
                 runs['chain'].append(linear_chain_bandwidth(hf, chain_dtype))
-                for tag, gen, m in (('k', kollm_generate, model), ('h', hf_generate, hf)):
+                for tag, gen, m in (('k', k_gen, model), ('h', hf_generate, hf)):
                     runs[f'{tag}_pre'].append(decode_rates(gen, m, prompt, 1)[0])
                     runs[f'{tag}_dec1'].append(decode_rates(gen, m, short[:1], steps)[1])
                     runs[f'{tag}_dec8'].append(decode_rates(gen, m, short, max(steps // 2, 2))[1])
-            med = {k: statistics.median(v) for k, v in runs.items()}
+                if compile_it: runs['hc_dec1'].append(decode_rates(hf_generate_compiled, hf_c, short[:1], steps)[1])
+            med = {k: statistics.median(v) if v else float('nan') for k, v in runs.items()}
             roofline = med['chain'] / bytes_per_token(model, fmt)
             rows.append({'preset': preset, 'weights': fmt + (' compiled' if compile_it else ''),
                          'prefill kollm': med['k_pre'], 'prefill HF': med['h_pre'], 'prefill ratio': med['k_pre'] / med['h_pre'],
@@ -144,10 +167,12 @@ def speed_table(presets, formats, repeats, steps, prompt_len, batch, decode_prom
                          'b1 ratio': med['k_dec1'] / med['h_dec1'],
                          'decode b8 kollm': med['k_dec8'], 'decode b8 HF': med['h_dec8'],
                          'b8 ratio': med['k_dec8'] / med['h_dec8'],
+                         'decode b1 HF compiled': med['hc_dec1'], 'b1 ratio to HF compiled': med['k_dec1'] / med['hc_dec1'],
                          'chain GB/s': med['chain'] / 1e9, 'roofline tok/s': roofline,
                          'b1 % of roofline': 100 * med['k_dec1'] / roofline})
             print(markdown(rows[-1:]), flush=True)
             del model, hf
+            if compile_it: del hf_c
     return rows
 
 
@@ -159,15 +184,17 @@ def context_sweep(preset, fmt, contexts, steps, repeats):
     rows = []
     for ctx in contexts:
         ids = torch.randint(0, model.cfg.vocab_size, (1, ctx))
+        kollm_generate_compiled(model, ids, steps + 1)  # compile this length bucket first
         k = statistics.median(decode_rates(kollm_generate, model, ids, steps)[1] for _ in range(repeats))
+        kc = statistics.median(decode_rates(kollm_generate_compiled, model, ids, steps)[1] for _ in range(repeats))
         h = statistics.median(decode_rates(hf_generate, hf, ids, steps)[1] for _ in range(repeats))
-        rows.append({'context': ctx, 'kollm tok/s': k, 'HF tok/s': h,
+        rows.append({'context': ctx, 'kollm tok/s': k, 'kollm compiled tok/s': kc, 'HF tok/s': h,
                      'cache MB/token': decode_bytes_per_token(model.cfg, 0, ctx, elem) / 1e6})
         print(markdown(rows[-1:]), flush=True)
     # what the roofline predicts once the cache's bytes are added, scaled to the measured speed at the first context
     base_bytes = bytes_per_token(model, fmt)
     for r in rows:
-        r['predicted by bytes'] = rows[0]['kollm tok/s'] * base_bytes / (base_bytes + r['cache MB/token'] * 1e6)
+        r['predicted by bytes'] = rows[0]['kollm compiled tok/s'] * base_bytes / (base_bytes + r['cache MB/token'] * 1e6)
     return rows, chain
 
 
@@ -178,9 +205,10 @@ def plot_context(rows, preset, fmt, path):
     import koreanize_matplotlib  # noqa: F401  (Hangul in the figure)
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ctx = [r['context'] for r in rows]
+    ax.plot(ctx, [r['kollm compiled tok/s'] for r in rows], 'D-', label='kollm generate(compile=True)')
     ax.plot(ctx, [r['kollm tok/s'] for r in rows], 'o-', label='kollm generate')
     ax.plot(ctx, [r['HF tok/s'] for r in rows], 's-', label='transformers generate')
-    ax.plot(ctx, [r['predicted by bytes'] for r in rows], 'k--', label='가중치+KV 캐시 바이트로 예측')
+    ax.plot(ctx, [r['predicted by bytes'] for r in rows], 'k--', label='가중치+KV 캐시 바이트로 예측 (compiled 기준)')
     ax.set(xlabel='문맥 길이 (토큰)', ylabel='디코딩 속도 (토큰/초)', ylim=(0, None),
            title=f'{preset} {fmt}: 문맥이 길어질 때의 배치 1 디코딩 속도')
     ax.legend()
@@ -205,8 +233,8 @@ def m4_max_statement():
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--presets', nargs='+', default=['small', 'medium'], help='model presets to measure')
-    p.add_argument('--formats', nargs='+', default=['fp32', 'bf16', 'int8', 'int8-dyn', 'bf16+compile'],
-                   help='weight formats; a +compile suffix also compiles the forward pass (torch.compile)')
+    p.add_argument('--formats', nargs='+', default=['fp32', 'bf16', 'fp32+compile', 'bf16+compile', 'int8', 'int8-dyn'],
+                   help='weight formats; +compile: kollm generate(compile=True), and transformers with a static cache and a compiled forward as a second baseline')
     p.add_argument('--quick', action='store_true', help='fewer steps and repeats, a short context sweep')
     p.add_argument('--repeats', type=int, default=None, help='interleaved repeats per figure (median reported)')
     p.add_argument('--threads', type=int, default=None, help='torch threads (default: torch\'s choice)')

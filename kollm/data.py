@@ -7,14 +7,15 @@ __all__ = ['TRUNCATED', 'READERS', 'NEAR_DUP_MIN_CHARS', 'SPECIAL_IDS', 'Documen
            'iter_lines', 'read_text', 'read_jsonl', 'tidy_lines', 'strip_wikitext', 'read_wikipedia', 'strip_namumark',
            'read_namuwiki', 'read_modu', 'read_aihub', 'read_wet', 'detect_format', 'iter_files', 'normalize_text',
            'mask_pii', 'hangul_share', 'repetition', 'doc_hash', 'minhash', 'lsh_bands', 'band_keys', 'NearDuplicates',
-           'is_valid_split', 'clean_document', 'prepare', 'embedded_corpus', 'iter_lines_of', 'sample_lines',
-           'train_tokenizer', 'load_tokenizer', 'tokenizer_hash', 'compression', 'iter_documents', 'token_dtype',
-           'tokenize_text', 'TokenShards', 'TokenWindows', 'TokenLoader', 'kollm_prepare', 'kollm_tokenizer',
-           'kollm_tokenize']
+           'is_valid_split', 'remove_path', 'atomic_path', 'write_atomic', 'clean_document', 'prepare',
+           'embedded_corpus', 'iter_lines_of', 'sample_lines', 'train_tokenizer', 'load_tokenizer', 'tokenizer_hash',
+           'compression', 'iter_documents', 'token_dtype', 'tokenize_text', 'TokenShards', 'TokenWindows',
+           'TokenLoader', 'kollm_prepare', 'kollm_tokenizer', 'kollm_tokenize']
 
 # %% ../nbs/05_data.ipynb #a4d232ab
-import bz2, gzip, hashlib, io, json, os, re, unicodedata, zlib
+import bz2, gzip, hashlib, io, json, os, re, shutil, unicodedata, zlib
 from collections import Counter, defaultdict
+from contextlib import contextmanager
 from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,7 +78,7 @@ class Report:
                 'problems': [dict(source=s, file=f, message=m) for s, f, m in self.problems]}
 
     def save(self, path):
-        Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding='utf-8')
+        write_atomic(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
 
     def table(self):
         "The report as a pandas DataFrame: one row per source (and a total), documents by outcome."
@@ -488,6 +489,39 @@ def is_valid_split(digest: bytes, valid_fraction: float) -> bool:
     "Whether the document with this hash belongs to the validation split."
     return int.from_bytes(digest[:8], 'big') < valid_fraction * 2**64
 
+# %% ../nbs/05_data.ipynb #01c44ead
+def remove_path(path):
+    "Delete a file or a whole folder, if it exists."
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink(): shutil.rmtree(path)
+    else: path.unlink(missing_ok=True)
+
+def _fsync(path: Path):
+    with open(path, 'rb') as f: os.fsync(f.fileno())
+
+@contextmanager
+def atomic_path(path, # the file or folder to write
+                folder: bool = False, # hand out an empty folder to fill instead of a file name
+               ) -> Iterator[Path]:
+    "A temporary path beside `path`; renamed onto `path` (synced first) if the block succeeds, deleted if it fails."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.tmp-{path.name}')  # a fixed name: a killed writer's leftover is cleared by the next one
+    remove_path(tmp)
+    if folder: tmp.mkdir()
+    try:
+        yield tmp
+        for f in ([f for f in tmp.rglob('*') if f.is_file()] if folder else [tmp]): _fsync(f)
+        if folder and path.exists():  # rename cannot replace a non-empty folder: move the old one aside first
+            old = path.with_name(f'.old-{path.name}')
+            remove_path(old); os.replace(path, old); os.replace(tmp, path); remove_path(old)
+        else: os.replace(tmp, path)
+    finally: remove_path(tmp)
+
+def write_atomic(path, data: str | bytes) -> Path:
+    "Write `data` (text as UTF-8) to `path` through `atomic_path`."
+    with atomic_path(path) as tmp: tmp.write_bytes(data.encode('utf-8') if isinstance(data, str) else data)
+    return Path(path)
+
 # %% ../nbs/05_data.ipynb #70dace18
 def clean_document(text: str,
                    min_chars: int = 10, # shorter documents are dropped
@@ -725,9 +759,7 @@ def tokenize_text(text_file, # a `prepare` output (`train.txt`, `valid.txt`): do
         meta = dict(format='kollm-tokens-1', split=split, source=str(text_file), dtype=dtype.name,
                     tokenizer=dict(sha256=tokenizer_hash(tokenizer), vocab_size=sp.vocab_size(), **SPECIAL_IDS),
                     tokens=sum(s['tokens'] for s in shards), documents=sum(s['documents'] for s in shards), shards=shards)
-        tmp_meta = out_dir / f'.{split}.json.tmp'
-        tmp_meta.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp_meta, out_dir / f'{split}.json')
+        write_atomic(out_dir / f'{split}.json', json.dumps(meta, indent=1))  # last: the shards it names are in place
         return meta
     finally:
         bar.close()

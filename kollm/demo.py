@@ -7,15 +7,15 @@ __all__ = ['DEMO_SEQ_LEN', 'DEMO_PROMPTS', 'corpus_files', 'auto_valid_fraction'
            'continue_documents', 'run_demo', 'summary_table', 'kollm_demo']
 
 # %% ../nbs/09_demo.ipynb #ef0d664f
-import hashlib, json, math, os, shutil, time
+import hashlib, json, math, time
 from dataclasses import replace
 from pathlib import Path
 
 from fastcore.script import call_parse
 
 from .model import count_parameters
-from .data import (compression, embedded_corpus, hangul_share, iter_files, load_tokenizer, prepare,
-                        tokenize_text, train_tokenizer)
+from .data import (atomic_path, compression, embedded_corpus, hangul_share, iter_files, load_tokenizer, prepare,
+                        remove_path, tokenize_text, train_tokenizer, write_atomic)
 from .train import TrainConfig, list_checkpoints, load_train_config, plot_metrics, train
 from .eval import evaluate_text, generate_ids, load_for_inference
 
@@ -56,16 +56,6 @@ def _key(*parts) -> str:
     "A short hash of a step's inputs (anything JSON can write)."
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode('utf-8')).hexdigest()[:16]
 
-def _write_atomic(path: Path, data: str | bytes):
-    "Write a file so that readers see the old one or the whole new one, never half of it."
-    tmp = path.with_name(f'.{path.name}.tmp')
-    tmp.write_bytes(data if isinstance(data, bytes) else data.encode('utf-8'))
-    os.replace(tmp, path)
-
-def _remove(path: Path):
-    if path.is_dir(): shutil.rmtree(path)
-    else: path.unlink(missing_ok=True)
-
 # %% ../nbs/09_demo.ipynb #6c44d942
 class Manifest:
     "`demo.json` of a run folder: per step, the key of its inputs, its outputs and its figures."
@@ -82,14 +72,14 @@ class Manifest:
 
     def record(self, step: str, key: str, outputs: list[str], done: bool = True, **figures) -> dict:
         self.steps[step] = dict(key=key, outputs=outputs, done=done, **figures)
-        _write_atomic(self.path, json.dumps(dict(format='kollm-demo-1', steps=self.steps), ensure_ascii=False, indent=1))
+        write_atomic(self.path, json.dumps(dict(format='kollm-demo-1', steps=self.steps), ensure_ascii=False, indent=1))
         return self.steps[step]
 
     def run(self, step: str, key: str, outputs: list[str], work, log=print) -> dict:
         "Reuse `step` if it finished with these inputs; otherwise clear its outputs, `work()` and record its figures."
         if rec := self.finished(step, key):
             log(f"{step}: reused ({rec['seconds']:.1f} s when it ran)"); return rec
-        for o in outputs: _remove(self.dir / o)
+        for o in outputs: remove_path(self.dir / o)
         start = time.perf_counter()
         figures = work()
         rec = self.record(step, key, outputs, seconds=time.perf_counter() - start, **figures)
@@ -215,14 +205,16 @@ def run_demo(corpus=None, # files or folders (a path, a comma-separated string o
         before = m.steps.get('train', {})
         resuming = before.get('key') == key and before.get('max_steps') and list_checkpoints(out)
         if not resuming:
-            for o in outputs: _remove(out / o)
+            for o in outputs: remove_path(out / o)
         t, seconds = time.perf_counter(), before.get('seconds', 0) if resuming else 0
+        time_left = lambda: deadline - time.perf_counter() - max(20, 0.1 * minutes * 60) if deadline else None  # eval, samples, plot
         if resuming: max_steps = before['max_steps']; log(f"train: resuming toward step {max_steps}")
         else:
-            left = deadline - time.perf_counter() - max(20, 0.1 * minutes * 60) if deadline else None  # eval, samples, plot
-            max_steps = steps_within(cfg, left, progress=progress, log=log)
+            max_steps = steps_within(cfg, time_left(), progress=progress, log=log)  # a forecast from timed steps...
             m.record('train', key, outputs, done=False, max_steps=max_steps, seconds=time.perf_counter() - t)
-        result = train(replace(cfg, max_steps=max_steps), resume=bool(list_checkpoints(out)), progress=progress, log=log)
+        result = train(replace(cfg, max_steps=max_steps), resume=bool(list_checkpoints(out)), progress=progress, log=log,
+                       max_seconds=None if deadline is None else max(time_left(), 0))  # ...and a hard stop
+        max_steps = result['step']
         run = m.record('train', key, outputs, max_steps=max_steps, seconds=seconds + time.perf_counter() - t,
                        checkpoint=str(Path(result['checkpoint']).relative_to(out)), precision=result['precision'],
                        device=result['device'], **_train_figures(out))
@@ -237,7 +229,7 @@ def run_demo(corpus=None, # files or folders (a path, a comma-separated string o
     def eval_step():
         model, sp, policy = model_and_tokenizer()
         r = evaluate_text(model, sp, data / 'valid.txt', seq_len=cfg.seq_len, precision=policy, progress=progress)
-        _write_atomic(out / 'eval.json', json.dumps(r, indent=1))
+        write_atomic(out / 'eval.json', json.dumps(r, indent=1))
         return r
     key = _key('eval', key, run['checkpoint'])
     evaluation = m.run('eval', key, ['eval.json'], eval_step, log)
@@ -246,7 +238,7 @@ def run_demo(corpus=None, # files or folders (a path, a comma-separated string o
         model, sp, policy = model_and_tokenizer()
         texts = continue_documents(model, sp, list(prompts), max_new_tokens, seed=seed, precision=policy)
         samples = [dict(prompt=p, text=t.removeprefix(p), hangul=hangul_share(t.removeprefix(p))) for p, t in zip(prompts, texts)]
-        _write_atomic(out / 'samples.json', json.dumps(samples, ensure_ascii=False, indent=1))
+        write_atomic(out / 'samples.json', json.dumps(samples, ensure_ascii=False, indent=1))
         return dict(samples=samples)
     key = _key('generate', key, list(prompts), max_new_tokens, seed)
     samples = m.run('generate', key, ['samples.json'], generate_step, log)
@@ -255,9 +247,8 @@ def run_demo(corpus=None, # files or folders (a path, a comma-separated string o
         import matplotlib.pyplot as plt
         ax = plot_metrics(out)
         ax.set_title(f"{preset}, {run['max_steps']} steps: 검증 perplexity {evaluation['ppl']:.1f}")
-        tmp = out / '.loss.png.tmp'
-        ax.figure.savefig(tmp, format='png', dpi=120, bbox_inches='tight'); plt.close(ax.figure)
-        os.replace(tmp, out / 'loss.png')
+        with atomic_path(out / 'loss.png') as tmp: ax.figure.savefig(tmp, format='png', dpi=120, bbox_inches='tight')
+        plt.close(ax.figure)
         return {}
     try: m.run('plot', _key('plot', key), ['loss.png'], plot_step, log)
     except ModuleNotFoundError as e: log(f"plot: skipped, {e.name} is missing (pip install 'kollm[demo]')")
@@ -275,7 +266,7 @@ def run_demo(corpus=None, # files or folders (a path, a comma-separated string o
         train_loss=run['train_loss'], val_loss=evaluation['nll'], val_ppl=evaluation['ppl'], val_bpb=evaluation['bpb'],
         eval_tokens=evaluation['tokens'], eval_documents=evaluation['documents'], samples=samples['samples'],
         seconds={s: r['seconds'] for s, r in steps_done.items()}, reused=m.reused, wall_seconds=time.perf_counter() - start)
-    _write_atomic(out / 'summary.json', json.dumps(summary, ensure_ascii=False, indent=1))
+    write_atomic(out / 'summary.json', json.dumps(summary, ensure_ascii=False, indent=1))
     return summary
 
 # %% ../nbs/09_demo.ipynb #09f0a18c

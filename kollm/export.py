@@ -7,7 +7,7 @@ __all__ = ['DTYPES', 'bpe_vocab_and_merges', 'hf_tokenizer', 'generation_default
            'export_gguf', 'kollm_export', 'kollm_import']
 
 # %% ../nbs/08_export.ipynb #803b1951
-import json, os, re, shutil, tempfile
+import json, re, shutil
 from dataclasses import asdict
 from inspect import signature
 from pathlib import Path
@@ -17,7 +17,7 @@ import torch
 from fastcore.script import call_parse
 
 from .model import KoLLM, hf_name, to_hf, from_hf
-from .data import SPECIAL_IDS, load_tokenizer
+from .data import SPECIAL_IDS, atomic_path, load_tokenizer
 from .train import TrainConfig, load_checkpoint_model, load_train_config, save_checkpoint
 from .eval import generate_text
 
@@ -92,13 +92,7 @@ def _write_atomically(out, write, overwrite: bool) -> Path:
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True (--overwrite) to replace it")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f'.tmp-{out.name}-'))
-    try:
-        write(tmp)
-        if out.exists(): shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_path(out, folder=True) as tmp: write(tmp)
     return out
 
 def generation_defaults() -> dict:
@@ -183,41 +177,37 @@ def export_gguf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors +
     model, tokenizer = _source_model(source, tokenizer)
     sp, cfg, path = load_tokenizer(tokenizer), model.cfg, Path(path)
     if path.exists() and not overwrite: raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.tmp-{path.name}')
-    writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
-    writer.add_name(path.stem)
-    writer.add_context_length(cfg.max_seq_length)
-    writer.add_embedding_length(cfg.hidden_size)
-    writer.add_block_count(cfg.num_layers)
-    writer.add_feed_forward_length(cfg.intermediate_size)
-    writer.add_head_count(cfg.num_heads)
-    writer.add_head_count_kv(cfg.num_kv_heads)
-    writer.add_rope_dimension_count(cfg.head_dim)
-    writer.add_rope_freq_base(cfg.rope_theta)
-    writer.add_layer_norm_rms_eps(cfg.norm_eps)
-    writer.add_vocab_size(cfg.vocab_size)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == 'fp32' else gguf.LlamaFileType.MOSTLY_F16)
-    writer.add_tokenizer_model('llama')
-    writer.add_token_list([sp.id_to_piece(i) if i < sp.vocab_size() else f'[PAD{i}]' for i in range(cfg.vocab_size)])
-    writer.add_token_scores([sp.get_score(i) if i < sp.vocab_size() else -1e4 for i in range(cfg.vocab_size)])
-    writer.add_token_types([_token_type(sp, i) for i in range(cfg.vocab_size)])
-    writer.add_bos_token_id(sp.bos_id()); writer.add_eos_token_id(sp.eos_id())
-    writer.add_unk_token_id(sp.unk_id()); writer.add_pad_token_id(sp.pad_id())
-    writer.add_add_bos_token(True); writer.add_add_eos_token(False)
-    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_layers)
-    for name, weight in model.state_dict().items():
-        if cfg.tie_embeddings and name == 'lm_head.weight': continue  # llama.cpp reuses token_embd
-        weight = weight.detach().float()
-        if name.endswith('q_proj.weight'): weight = permute_rope_rows(weight, cfg.num_heads)
-        if name.endswith('k_proj.weight'): weight = permute_rope_rows(weight, cfg.num_kv_heads)
-        array = weight.numpy().astype(np.float16 if dtype == 'fp16' and weight.dim() > 1 else np.float32)
-        writer.add_tensor(names.get_name(hf_name(name), try_suffixes=('.weight',)), array)
-    try:
+    with atomic_path(path) as tmp:
+        writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
+        writer.add_name(path.stem)
+        writer.add_context_length(cfg.max_seq_length)
+        writer.add_embedding_length(cfg.hidden_size)
+        writer.add_block_count(cfg.num_layers)
+        writer.add_feed_forward_length(cfg.intermediate_size)
+        writer.add_head_count(cfg.num_heads)
+        writer.add_head_count_kv(cfg.num_kv_heads)
+        writer.add_rope_dimension_count(cfg.head_dim)
+        writer.add_rope_freq_base(cfg.rope_theta)
+        writer.add_layer_norm_rms_eps(cfg.norm_eps)
+        writer.add_vocab_size(cfg.vocab_size)
+        writer.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == 'fp32' else gguf.LlamaFileType.MOSTLY_F16)
+        writer.add_tokenizer_model('llama')
+        writer.add_token_list([sp.id_to_piece(i) if i < sp.vocab_size() else f'[PAD{i}]' for i in range(cfg.vocab_size)])
+        writer.add_token_scores([sp.get_score(i) if i < sp.vocab_size() else -1e4 for i in range(cfg.vocab_size)])
+        writer.add_token_types([_token_type(sp, i) for i in range(cfg.vocab_size)])
+        writer.add_bos_token_id(sp.bos_id()); writer.add_eos_token_id(sp.eos_id())
+        writer.add_unk_token_id(sp.unk_id()); writer.add_pad_token_id(sp.pad_id())
+        writer.add_add_bos_token(True); writer.add_add_eos_token(False)
+        names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_layers)
+        for name, weight in model.state_dict().items():
+            if cfg.tie_embeddings and name == 'lm_head.weight': continue  # llama.cpp reuses token_embd
+            weight = weight.detach().float()
+            if name.endswith('q_proj.weight'): weight = permute_rope_rows(weight, cfg.num_heads)
+            if name.endswith('k_proj.weight'): weight = permute_rope_rows(weight, cfg.num_kv_heads)
+            array = weight.numpy().astype(np.float16 if dtype == 'fp16' and weight.dim() > 1 else np.float32)
+            writer.add_tensor(names.get_name(hf_name(name), try_suffixes=('.weight',)), array)
         writer.write_header_to_file(); writer.write_kv_data_to_file(); writer.write_tensors_to_file(progress=progress)
         writer.close()
-        os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)
     return path
 
 # %% ../nbs/08_export.ipynb #49a7cd6e

@@ -42,7 +42,7 @@ def attend(q: Tensor, # queries (batch, num_heads, t, head_dim)
     b, h, t, d = q.shape
     s, kv_heads = k.shape[-2], k.shape[1]
     n_rep = h // kv_heads
-    if t == 1 and n_rep > 1:  # decoding: a KV head's n_rep queries form one (n_rep, d) block, no copy and no GQA kernel
+    if t == 1:  # decoding: one query sees every key the mask allows; a KV head's n_rep queries form one (n_rep, d) block
         mask = None if key_mask is None else key_mask[:, None, None, :]
         y = F.scaled_dot_product_attention(q.reshape(b, kv_heads, n_rep, d), k, v, attn_mask=mask, dropout_p=dropout_p)
         return y.view(b, h, 1, d)
@@ -62,9 +62,19 @@ class KVCache:
     def __init__(self, max_seq_length: int): # the longest sequence (prompt + new tokens) it will hold
         self.max_seq_length, self.seen = max_seq_length, 0
         self.k = self.v = None
+        self.position: Tensor | None = None  # set for fixed-shape steps: a (1,) tensor, advanced by the caller
+
+    @property
+    def offset(self) -> int | Tensor:
+        "RoPE position of the next token: `seen`, or the `position` tensor during fixed-shape steps."
+        return self.seen if self.position is None else self.position
 
     def update(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         "Append `k`, `v` of shape (batch, num_kv_heads, t, head_dim); return all keys and values cached so far."
+        if self.position is not None:  # fixed-shape step: write at a tensor position, return every slot (caller masks)
+            self.k.index_copy_(2, self.position, k)
+            self.v.index_copy_(2, self.position, v)
+            return self.k, self.v
         start, end = self.seen, self.seen + k.shape[2]
         if end > self.max_seq_length:
             raise ValueError(f"KV cache holds {self.max_seq_length} positions; cannot add {k.shape[2]} after {start}")
@@ -109,7 +119,7 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, t, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        offset = 0 if cache is None else cache.seen
+        offset = 0 if cache is None else cache.offset
         q, k = apply_rope(q, cos, sin, offset), apply_rope(k, cos, sin, offset)
         if cache is not None: k, v = cache.update(k, v)
         y = attend(q, k, v, dropout_p=self.dropout if self.training else 0.0, key_mask=key_mask)

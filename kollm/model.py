@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['KoLLMConfig', 'dataclass_from_dict', 'Block', 'LinearCrossEntropy', 'linear_cross_entropy', 'KoLLM', 'sample_next',
            'apply_repetition_penalty', 'count_parameters', 'decode_bytes_per_token', 'Int8Linear', 'quantize_int8',
-           'hf_name', 'hf_config', 'config_from_hf', 'to_hf', 'from_hf', 'smoke_run', 'kollm_smoke']
+           'compile_decoding', 'hf_name', 'hf_config', 'config_from_hf', 'to_hf', 'from_hf', 'smoke_run', 'kollm_smoke']
 
 # %% ../nbs/04_model.ipynb #6cf40f84
-import dataclasses, difflib, re
+import dataclasses, difflib, re, warnings
 from collections.abc import Callable
 from dataclasses import dataclass, asdict
 from importlib import resources
@@ -280,6 +280,7 @@ def generate(self: KoLLM,
              generator: torch.Generator | None = None, # seeds the sampling
              attention_mask: Tensor | None = None, # (batch, prompt_len): 1 at real tokens, 0 at left padding
              on_token: Callable[[int, int], None] | None = None, # called with (row, id) for each new token, for streaming
+             compile: bool = False, # decode with one compiled fixed-shape step (`compile_decoding`); compiles once per shape
             ) -> Tensor: # (batch, prompt_len + new) prompt followed by the generated ids
     "Autoregressive generation with a KV cache, sampling knobs, a repetition penalty, EOS, padding and streaming."
     b, prompt_len = input_ids.shape
@@ -296,22 +297,32 @@ def generate(self: KoLLM,
     was_training = self.training
     self.eval()
     with torch.inference_mode():
-        ids = input_ids.new_empty(b, total)
+        fixed = compile and use_cache and max_new_tokens > 1  # fixed-shape steps after an eager prefill
+        cache_len = min(self.cfg.max_seq_length, -(-total // 256) * 256) if fixed else total  # few lengths, few compiles
+        ids = input_ids.new_empty(b, cache_len)  # as wide as the cache: a fixed-shape step's input keeps its strides
         ids[:, :prompt_len] = input_ids
         key_mask = None
-        if attention_mask is not None:
-            key_mask = torch.ones(b, total, dtype=torch.bool, device=input_ids.device)
-            key_mask[:, :prompt_len] = real
+        if attention_mask is not None or fixed:
+            key_mask = torch.ones(b, cache_len, dtype=torch.bool, device=input_ids.device)
+            if attention_mask is not None: key_mask[:, :prompt_len] = real
         history = ids  # what the penalty sees: padding replaced by the row's last prompt token, penalised anyway
         if repetition_penalty != 1.0 and attention_mask is not None:
             history = ids.clone()
             history[:, :prompt_len] = input_ids.where(real, input_ids[:, -1:])
-        cache = self.new_cache(total) if use_cache else None
+        cache = self.new_cache(cache_len) if use_cache else None
         done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
-        step, end = input_ids, prompt_len
-        for _ in range(max_new_tokens):
-            logits, _ = self(step, cache=cache, last_only=True,
-                             attention_mask=None if key_mask is None else key_mask[:, :end])
+        step, end, forward = input_ids, prompt_len, self
+        for i in range(max_new_tokens):
+            if fixed and i == 1:  # the prompt is in the caches: switch them to fixed-shape steps
+                forward, position = compile_decoding(self), torch.tensor([end - 1], device=input_ids.device)
+                slots = torch.arange(cache_len, device=input_ids.device)
+                for c in cache: c.position = position
+            if fixed and i >= 1:
+                position.fill_(end - 1)
+                logits, _ = forward(step, cache=cache, last_only=True, attention_mask=key_mask & (slots < end))
+            else:
+                logits, _ = self(step, cache=cache, last_only=True,
+                                 attention_mask=None if attention_mask is None else key_mask[:, :end])
             logits = apply_repetition_penalty(logits[:, -1].float(), history[:, :end], repetition_penalty)
             nxt = sample_next(logits, temperature, top_k, top_p, generator)
             if eos_id is not None: nxt = nxt.masked_fill(done, eos_id)
@@ -368,6 +379,30 @@ def quantize_int8(model: KoLLM) -> KoLLM:
         for name, child in module.named_children():
             if isinstance(child, nn.Linear): setattr(module, name, Int8Linear(child.weight))
     return model.eval()
+
+# %% ../nbs/04_model.ipynb #312828f9
+def compile_decoding(model: KoLLM) -> Callable:
+    "`model.forward` compiled for fixed-shape decoding steps (weights frozen in on CPU); reused while the weights are unchanged."
+    weights = tuple((p.data_ptr(), p._version) for p in model.parameters())  # a snapshot's identity: storage and edits
+    cached = model.__dict__.get('_compiled_decoding')
+    if cached is not None and cached[0] == weights: return cached[1]
+    compiled = torch.compile(model.forward, fullgraph=True, dynamic=False)
+    # Set around every call, not passed as `options=`: freezing is read outside inductor's options (measured: the
+    # options route left the weights unfrozen and the step 40% slower). Every (re)compile happens inside a call.
+    options = {'freezing': True, 'cpp_wrapper': True} if model.embed.weight.device.type == 'cpu' else {}
+    failed = False
+    def step(*args, **kwargs):
+        nonlocal failed
+        if not failed:
+            try:  # one graph per (model, batch size, length bucket): keep up to 64, not dynamo's default 8
+                with torch._inductor.config.patch(options), torch._dynamo.config.patch(recompile_limit=64):
+                    return compiled(*args, **kwargs)
+            except Exception as e:  # no C++ compiler, a backend inductor cannot compile for, ...: decode eagerly
+                warnings.warn(f"compiled decoding failed ({type(e).__name__}: {str(e)[:300]}); decoding eagerly")
+                failed = True
+        return model(*args, **kwargs)
+    model.__dict__['_compiled_decoding'] = weights, step  # a plain attribute, not a submodule
+    return step
 
 # %% ../nbs/04_model.ipynb #9a338bb2
 _HF_NAMES = [  # kollm parameter path → Hugging Face LlamaForCausalLM path

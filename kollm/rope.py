@@ -39,12 +39,15 @@ def rotate_half(x: Tensor) -> Tensor:
 def apply_rope(x: Tensor, # queries or keys, (batch, heads, seq, head_dim)
                cos: Tensor, # (max_seq_length, head_dim) table from `rope_cache`
                sin: Tensor, # (max_seq_length, head_dim) table from `rope_cache`
-               offset: int = 0, # position of x's first token (the KV cache length while decoding)
+               offset: int | Tensor = 0, # position of x's first token (the KV cache length while decoding), or a (seq,) tensor of positions
               ) -> Tensor: # x rotated, same shape and dtype
-    "Rotate each token of `x` by the RoPE angles of its position `offset + t`."
-    seq_len = x.shape[-2]
-    if offset + seq_len > cos.shape[0]:
-        raise ValueError(f"positions up to {offset + seq_len} exceed the RoPE table of {cos.shape[0]} "
-                         "(max_seq_length); build the model with a longer max_seq_length")
-    cos, sin = cos[offset:offset + seq_len].to(x.dtype), sin[offset:offset + seq_len].to(x.dtype)
-    return x * cos + rotate_half(x) * sin
+    "Rotate each token of `x` by the RoPE angles of its position `offset + t` (or `offset[t]`)."
+    if isinstance(offset, Tensor):  # positions held in a tensor: a compiled decoding step reads them without recompiling
+        cos, sin = cos[offset], sin[offset]
+    else:
+        seq_len = x.shape[-2]
+        if offset + seq_len > cos.shape[0]:
+            raise ValueError(f"positions up to {offset + seq_len} exceed the RoPE table of {cos.shape[0]} "
+                             "(max_seq_length); build the model with a longer max_seq_length")
+        cos, sin = cos[offset:offset + seq_len], sin[offset:offset + seq_len]
+    return x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)

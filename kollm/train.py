@@ -6,7 +6,7 @@
 __all__ = ['PRECISION_BYTES', 'OPTIMIZER_STATES', 'GiB', 'M4_MAX_36GB', 'TrainConfig', 'train_configs', 'load_train_config',
            'Precision', 'pick_device', 'pick_precision', 'make_optimizer', 'lr_at', 'save_checkpoint',
            'list_checkpoints', 'load_weights', 'load_state', 'load_initial_weights', 'is_oom', 'accumulate_gradients',
-           'train_step', 'memory_in_use', 'evaluate', 'init_distributed', 'train', 'plot_metrics',
+           'train_step', 'memory_in_use', 'evaluate', 'init_distributed', 'train', 'out_of_time', 'plot_metrics',
            'average_checkpoints', 'load_checkpoint_model', 'attention_is_fused', 'activation_bytes_per_layer',
            'MemoryEstimate', 'estimate_memory', 'peak_memory', 'model_flops_per_token', 'TrainingPlan', 'plan_training',
            'BatchPlan', 'suggest_batch', 'kollm_train', 'kollm_plan']
@@ -29,7 +29,7 @@ import torch.distributed as dist
 from torch import nn, Tensor
 
 from .model import KoLLM, KoLLMConfig, count_parameters, dataclass_from_dict, _config_from_dict
-from .data import TokenLoader, TokenShards, TokenWindows
+from .data import TokenLoader, TokenShards, TokenWindows, atomic_path
 
 # %% ../nbs/06_train_mps.ipynb #eeea0b8d
 @dataclass
@@ -199,9 +199,6 @@ def _set_rng_state(state: dict, device: torch.device):
     if 'cuda' in state and device.type == 'cuda': torch.cuda.set_rng_state(state['cuda'], device)
     if 'mps' in state and device.type == 'mps': torch.mps.set_rng_state(state['mps'])
 
-def _fsync(path: Path):
-    with open(path, 'rb') as f: os.fsync(f.fileno())
-
 def save_checkpoint(out_dir, # the run folder; the checkpoint goes to out_dir/checkpoints/step-NNNNNNN
                     model: nn.Module | dict, # the model, or its full state dict (gathered from FSDP shards)
                     cfg: TrainConfig, state: dict, # optimizer, scaler, loader, step, … (tensors and plain data)
@@ -210,17 +207,13 @@ def save_checkpoint(out_dir, # the run folder; the checkpoint goes to out_dir/ch
     "Write weights (safetensors), training state and config atomically; return the checkpoint folder."
     from safetensors.torch import save_file, save_model
     root = Path(out_dir) / 'checkpoints'; root.mkdir(parents=True, exist_ok=True)
-    final = root / f"step-{state['step']:07d}"
-    tmp = root / f'.tmp-{final.name}'
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir()
+    final = root / f"step-{state['step']:07d}"  # the same step saved again (a resumed run's end) replaces it whole
     meta = dict(format='kollm-1', step=str(state['step']))
-    if isinstance(model, dict): save_file(model, str(tmp / 'model.safetensors'), metadata=meta)
-    else: save_model(model, str(tmp / 'model.safetensors'), metadata=meta)
-    torch.save(state, tmp / 'state.pt')
-    (tmp / 'config.yaml').write_text(cfg.to_yaml(), encoding='utf-8')
-    for f in tmp.iterdir(): _fsync(f)
-    if final.exists(): shutil.rmtree(final)  # the same step saved again (e.g. at the end of a resumed run)
-    os.replace(tmp, final)
+    with atomic_path(final, folder=True) as tmp:
+        if isinstance(model, dict): save_file(model, str(tmp / 'model.safetensors'), metadata=meta)
+        else: save_model(model, str(tmp / 'model.safetensors'), metadata=meta)
+        torch.save(state, tmp / 'state.pt')
+        (tmp / 'config.yaml').write_text(cfg.to_yaml(), encoding='utf-8')
     if keep:
         for old in list_checkpoints(out_dir)[:-keep]: shutil.rmtree(old)
     return final
@@ -371,9 +364,11 @@ def _load_full_state(model: nn.Module, optimizer, ckpt, saved: dict, cfg: KoLLMC
 def train(cfg: TrainConfig, resume: bool = False, # continue from the newest complete checkpoint in cfg.out_dir
           progress: bool = True, log=print,
           before_micro_batch=None, # called with each micro-batch's size before its forward (tests inject OOMs here)
+          max_seconds: float | None = None, # stop early, evaluated and checkpointed, after this long; `resume` goes on
          ) -> dict:
     "Train (or resume) the run `cfg` describes; return its final state and figures."
     from tqdm.auto import tqdm
+    began = time.perf_counter()
     out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
     rank, world = init_distributed(cfg.device)
     main = rank == 0  # only the first process logs, evaluates and writes
@@ -484,7 +479,8 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
                 state['nonfinite_in_a_row'] = 0
                 state['overflow'] += stats['skipped'] == 'overflow'
             window.append(stats['loss'])
-            if state['step'] % cfg.log_steps == 0 or state['step'] == cfg.max_steps:
+            last = state['step'] == cfg.max_steps or out_of_time(began, max_seconds, world, precision.device)
+            if state['step'] % cfg.log_steps == 0 or last:
                 elapsed, tick = time.perf_counter() - tick, time.perf_counter()
                 finite = [l for l in window if math.isfinite(l)]
                 row = dict(step=state['step'], loss=sum(finite) / len(finite) if finite else float('nan'), lr=lr,
@@ -494,19 +490,31 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
                 record(**row); window = []
                 bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f'{lr:.2e}', tok_s=f"{row['tokens_per_s']:,.0f}",
                                 mem=f"{row['memory_gb']:.1f}GB", refresh=False)
-            if (main or sharded) and (state['step'] % cfg.eval_steps == 0 or state['step'] == cfg.max_steps):
+            if (main or sharded) and (state['step'] % cfg.eval_steps == 0 or last):
                 val = evaluate(model, valid, precision)
                 record(step=state['step'], val_loss=val, val_ppl=math.exp(min(val, 50)), tokens=state['tokens'])
                 bar.set_description(f'train (val {val:.3f})')
-            if state['step'] % cfg.save_steps == 0 or state['step'] == cfg.max_steps: checkpoint()
+            if state['step'] % cfg.save_steps == 0 or last: checkpoint()
             bar.update(1)
+            if last and state['step'] < cfg.max_steps:
+                log(f"time budget of {max_seconds:.0f} s spent: stopped at step {state['step']} with a checkpoint")
+                break
     finally:
         bar.close()
         if metrics: metrics.close()
         if board: board.close()
     if world > 1: dist.destroy_process_group()
     return dict(state, val_loss=val, checkpoint=str(list_checkpoints(out)[-1]), precision=precision.name,
-                device=str(precision.device), world_size=world)
+                device=str(precision.device), world_size=world, stopped_early=state['step'] < cfg.max_steps)
+
+def out_of_time(began: float, # `time.perf_counter()` when the run started
+                max_seconds: float | None, # the budget; None: never
+                world: int, device) -> bool:
+    "Whether the time budget is spent; under torchrun rank 0's clock decides for every process."
+    if max_seconds is None: return False
+    over = torch.tensor(float(time.perf_counter() - began >= max_seconds), device=device)
+    if world > 1: dist.broadcast(over, 0)  # processes that disagreed would wait for each other forever
+    return bool(over)
 
 # %% ../nbs/06_train_mps.ipynb #3e6db1b4
 def plot_metrics(run_dir, ax=None):
@@ -535,16 +543,12 @@ def average_checkpoints(ckpts: list, # checkpoint folders (e.g. `list_checkpoint
         elif weights.keys() != total.keys(): raise ValueError(f"{c} does not have the same weights as {ckpts[0]}")
         else:
             for k, v in weights.items(): total[k] += v.double()
-    out = Path(out); tmp = out.with_name(f'.tmp-{out.name}')
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
     dtypes = {k: v.dtype for k, v in load_file(Path(ckpts[-1]) / 'model.safetensors').items()}
-    save_file({k: (v / len(ckpts)).to(dtypes[k]) for k, v in total.items()}, str(tmp / 'model.safetensors'),
-              metadata=dict(format='kollm-1', averaged=','.join(Path(c).name for c in ckpts)))
-    shutil.copy(Path(ckpts[-1]) / 'config.yaml', tmp / 'config.yaml')
-    for f in tmp.iterdir(): _fsync(f)
-    if out.exists(): shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
+    with atomic_path(out, folder=True) as tmp:
+        save_file({k: (v / len(ckpts)).to(dtypes[k]) for k, v in total.items()}, str(tmp / 'model.safetensors'),
+                  metadata=dict(format='kollm-1', averaged=','.join(Path(c).name for c in ckpts)))
+        shutil.copy(Path(ckpts[-1]) / 'config.yaml', tmp / 'config.yaml')
+    return Path(out)
 
 def load_checkpoint_model(ckpt, device='cpu') -> KoLLM:
     "The model of a checkpoint folder (its config.yaml and model.safetensors)."
@@ -743,13 +747,14 @@ def kollm_train(overrides: Param("config overrides as key=value, e.g. lr=3e-4 ma
                 resume: bool = False, # continue from the newest complete checkpoint in out_dir
                 average: int = 0, # at the end, also write the mean of the last N checkpoints to out_dir/averaged
                 quiet: bool = False, # no progress bar
+                max_minutes: float = 0, # stop early (evaluated, checkpointed) after this many minutes; 0: no limit; --resume goes on
                ):
     "Train a KoLLM model on token shards: mixed precision, exact resume, OOM-adaptive accumulation, metrics.jsonl."
     cfg = load_train_config(config, overrides or [])
     m = cfg.model_config()
     print(f"{config}: {count_parameters(m) / 1e6:.2f}M parameters, {cfg.tokens_per_step:,} tokens/step, "
           f"{cfg.max_steps:,} steps → {cfg.out_dir}")
-    result = train(cfg, resume=resume, progress=not quiet)
+    result = train(cfg, resume=resume, progress=not quiet, max_seconds=max_minutes * 60 or None)
     print(f"step {result['step']}: validation loss {result['val_loss']:.4f} (perplexity {math.exp(result['val_loss']):.2f}), "
           f"{result['nonfinite']} skipped updates; checkpoint {result['checkpoint']}")
     if average:
