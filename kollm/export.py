@@ -19,7 +19,7 @@ from fastcore.script import call_parse
 from .model import KoLLM, hf_name, to_hf, from_hf
 from .data import SPECIAL_IDS, atomic_path, load_tokenizer
 from .train import TrainConfig, load_checkpoint_model, load_train_config, save_checkpoint
-from .eval import generate_text
+from .eval import check_tokenizer, generate_text
 
 # %% ../nbs/08_export.ipynb #425a92c3
 def _normalizes_like_kollm(sp) -> bool:
@@ -82,9 +82,7 @@ def _source_model(source, tokenizer) -> tuple[KoLLM, Path]:
         tokenizer = tokenizer or load_train_config(str(Path(source) / 'config.yaml')).tokenizer
     if not Path(tokenizer).is_file():
         raise FileNotFoundError(f"no tokenizer at {tokenizer}: pass the SentencePiece model the run was trained with")
-    sp = load_tokenizer(tokenizer)
-    if sp.vocab_size() > model.cfg.vocab_size:
-        raise ValueError(f"the tokenizer has {sp.vocab_size()} pieces but the model only {model.cfg.vocab_size} ids")
+    check_tokenizer(model, load_tokenizer(tokenizer))
     return model.eval(), Path(tokenizer)
 
 def _write_atomically(out, write, overwrite: bool) -> Path:
