@@ -233,7 +233,7 @@ def m4_max_statement():
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('--presets', nargs='+', default=['small', 'medium'], help='model presets to measure')
-    p.add_argument('--formats', nargs='+', default=['fp32', 'bf16', 'fp32+compile', 'bf16+compile', 'int8', 'int8-dyn'],
+    p.add_argument('--formats', nargs='+', default=['fp32', 'bf16', 'fp32+compile', 'bf16+compile', 'int8', 'int8+compile', 'int8-dyn'],
                    help='weight formats; +compile: kollm generate(compile=True), and transformers with a static cache and a compiled forward as a second baseline')
     p.add_argument('--quick', action='store_true', help='fewer steps and repeats, a short context sweep')
     p.add_argument('--repeats', type=int, default=None, help='interleaved repeats per figure (median reported)')
