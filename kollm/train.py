@@ -512,9 +512,12 @@ def out_of_time(began: float, # `time.perf_counter()` when the run started
                 world: int, device) -> bool:
     "Whether the time budget is spent; under torchrun rank 0's clock decides for every process."
     if max_seconds is None: return False
-    over = torch.tensor(float(time.perf_counter() - began >= max_seconds), device=device)
-    if world > 1: dist.broadcast(over, 0)  # processes that disagreed would wait for each other forever
-    return bool(over)
+    over = time.perf_counter() - began >= max_seconds
+    if world > 1:  # processes that disagreed would wait for each other forever; one process needs no device round trip
+        flag = torch.tensor(float(over), device=device)
+        dist.broadcast(flag, 0)
+        over = bool(flag)
+    return over
 
 # %% ../nbs/06_train_mps.ipynb #3e6db1b4
 def plot_metrics(run_dir, ax=None):
