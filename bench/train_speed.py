@@ -1,13 +1,15 @@
 """Training throughput of kollm against transformers' `LlamaForCausalLM` holding the same weights (CPU).
 
-Same config, batch, precision and AdamW step for both models; their steps alternate so that both see the same
-machine load, and the ratio of medians is the number to read. Peak memory is live tensor bytes measured by
+Same config, batch, precision and AdamW step for both models. The machine is shared and its load drifts (single
+steps of the same model vary by up to 2× here), so the models run in rounds: one step each, in an order that
+rotates every round, and each round gives a paired ratio (transformers' step time ÷ kollm's) measured under the
+same load. The number to read is the median of those paired ratios, with their interquartile range beside it. Peak memory is live tensor bytes measured by
 `kollm.train.peak_memory` (PyTorch's MemTracker), the same tool that validates `estimate_memory`; MFU divides
 `model_flops_per_token` by this CPU's measured `torch.mm` peak.
 
-    python bench/train_speed.py                  # tiny 16×256 and small 8×512, fp32 and bf16, ≈ 4 min on 2 cores
-    python bench/train_speed.py --compile        # also kollm under torch.compile (adds ≈ 1–2 min of compilation)
-    python bench/train_speed.py --presets tiny --steps 5 --no-memory
+    python bench/train_speed.py                  # tiny 16×256 and small 8×512, fp32 and bf16, ≈ 6 min on 2 cores
+    python bench/train_speed.py --compile        # also kollm under torch.compile (≈ 12 min)
+    python bench/train_speed.py --presets tiny --steps 10 --no-memory
 """
 import argparse, statistics, time
 
@@ -60,25 +62,34 @@ def bench_preset(preset: str, precision: str, steps: int, compile_: bool, memory
     steps_by_name = {name: train_step(model, ids, precision, is_hf) for name, (model, is_hf) in runs.items()}
     warmup = {}
     for name, (step, _) in steps_by_name.items(): warmup[name] = _seconds(step)  # AdamW state; compilation
+    for step, _ in steps_by_name.values(): step()  # a second untimed step: allocator caches settle
     times = {name: [] for name in runs}
-    for _ in range(steps):
-        for name, (step, _) in steps_by_name.items(): times[name].append(_seconds(step))
+    names = list(runs)
+    for i in range(steps):  # one round: a step of each model, the order rotated so none always follows another
+        for name in names[i % len(names):] + names[:i % len(names)]: times[name].append(_seconds(steps_by_name[name][0]))
     tokens, fpt = micro_batch * seq_len, model_flops_per_token(cfg, seq_len)
-    row = {'preset': preset, 'batch': f'{micro_batch}×{seq_len}', 'precision': precision}
+    row = {'preset': preset, 'batch': f'{micro_batch}×{seq_len}', 'precision': precision, 'rounds': steps}
     for name in runs:
         tps = tokens / statistics.median(times[name])
         row[f'{name} tok/s'] = tps
         row[f'{name} MFU %'] = 100 * tps * fpt / peaks[precision]
-    row['kollm / transformers'] = row['kollm tok/s'] / row['transformers tok/s']
-    if compile_:
-        row['compiled / transformers'] = row['kollm compiled tok/s'] / row['transformers tok/s']
-        row['compile warm-up s'] = warmup['kollm compiled']
+    for name, label in [('kollm', 'kollm / transformers'), ('kollm compiled', 'compiled / transformers')]:
+        if name in runs: row[label], row[f'{label} IQR'] = paired_ratio(times['transformers'], times[name])
+    if compile_: row['compile warm-up s'] = warmup['kollm compiled']
     if memory:
         for name in ('kollm', 'transformers'):
             step, opt = steps_by_name[name]
             row[f'{name} peak MiB'] = peak_memory(step, runs[name][0], opt) / 2**20
         row['estimate MiB'] = estimate_memory(cfg, micro_batch, seq_len, precision, device_type='cpu').total / 2**20
     return row
+
+
+def paired_ratio(baseline: list[float], candidate: list[float]) -> tuple[float, str]:
+    "Median and interquartile range of the per-round speed-ups `baseline[i] / candidate[i]` (step times)."
+    ratios = sorted(b / c for b, c in zip(baseline, candidate))
+    if len(ratios) < 4: return statistics.median(ratios), ''
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
+    return statistics.median(ratios), f'{q1:.2f}–{q3:.2f}'
 
 
 def markdown_table(rows: list[dict]) -> str:
@@ -93,7 +104,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--presets', nargs='+', default=list(SHAPES), choices=list(SHAPES))
     parser.add_argument('--precisions', nargs='+', default=list(DTYPES), choices=list(DTYPES))
-    parser.add_argument('--steps', type=int, default=3, help='timed steps per model after one warm-up step')
+    parser.add_argument('--steps', type=int, default=10, help='timed rounds (one step of each model) after two warm-up steps')
     parser.add_argument('--compile', action='store_true', help='also time kollm under torch.compile')
     parser.add_argument('--no-memory', action='store_true', help='skip the (≈3× slower) peak-memory steps')
     args = parser.parse_args()

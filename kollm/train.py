@@ -28,7 +28,7 @@ from fastcore.script import call_parse, Param
 import torch.distributed as dist
 from torch import nn, Tensor
 
-from .model import KoLLM, KoLLMConfig, count_parameters, dataclass_from_dict, _config_from_dict
+from .model import KoLLM, KoLLMConfig, count_parameters, dataclass_from_dict, _config_from_dict, loss_chunk_size
 from .data import TokenLoader, TokenShards, TokenWindows, atomic_path
 
 # %% ../nbs/06_train_mps.ipynb #eeea0b8d
@@ -624,7 +624,7 @@ def estimate_memory(cfg: KoLLMConfig,
                     grad_checkpointing: bool = False, # recompute each block in the backward pass
                     optimizer: str = 'adamw', # 'adamw' or 'sgd' (with momentum)
                     device_type: str = 'mps', # 'cpu', 'cuda' or 'mps': attention kernel, dropout masks, optimizer kernels
-                    loss_chunk: int = 4096, # `linear_cross_entropy`'s chunk_size
+                    loss_chunk: int | None = None, # `linear_cross_entropy`'s chunk_size (default: `loss_chunk_size(device_type)`)
                     grad_accum: int = 1, # micro-batches per optimizer step: from the second on, gradients are live throughout
                    ) -> MemoryEstimate:
     "Peak live tensor memory of one KoLLM training step (forward, backward, optimizer step)."
@@ -639,7 +639,7 @@ def estimate_memory(cfg: KoLLMConfig,
     per_block = activation_bytes_per_layer(cfg, micro_batch, seq_len, precision, device_type)
     activations = (L * 4 * n * h if grad_checkpointing else L * per_block) + n * (8 * h + 4 + 8 + 16)  # + final norm, ids
     loss_saved = 4 * n * h + 4 * V * h
-    chunk, mm = min(loss_chunk, n), b if mixed else 4
+    chunk, mm = min(loss_chunk or loss_chunk_size(device_type), n), b if mixed else 4
     loss_work = 4 * n * h + (b * V * h + b * chunk * h if mixed else 0) + max(  # final hidden, half head weight, chunk
         chunk * V * (8 + (b if mixed else 0)),                                   # logits, scaled softmax, its cast
         chunk * V * (4 + mm) + V * h * (mm + (4 if mixed else 0)),               # logits, cast, head-gradient product
