@@ -168,7 +168,7 @@ class LinearCrossEntropy(torch.autograd.Function):
 # %% ../nbs/04_model.ipynb #1430c0a5
 def loss_chunk_size(device_type: str) -> int:
     "Tokens per chunk of `linear_cross_entropy` on a device type: 512 on the CPU, 4096 on GPUs."
-    # CPU: fastest of 128–4096 for tiny and small, by 7–18% over 4096 (measured in the text above); every elementwise
+    # CPU: fastest of 128–4096 for tiny and small, by 4–22% over 4096 (`bench/loss_chunk.py`, above); every elementwise
     # pass streams the chunk's logits through memory. GPUs want few, big matmuls and have the memory for them.
     return 512 if device_type == 'cpu' else 4096
 
@@ -196,6 +196,7 @@ class KoLLM(nn.Module):
         self.register_buffer('rope_sin', torch.empty(0), persistent=False)
         self._build_rope()
         self.gradient_checkpointing = False
+        self.loss_chunk: int | None = None  # tokens per chunk of the loss; None: `loss_chunk_size` of the device
         self.reset_parameters()
 
     def _build_rope(self):
@@ -241,7 +242,7 @@ class KoLLM(nn.Module):
                 x = checkpoint(block, x, cos, sin, None, key_mask, use_reentrant=False)
             else:
                 x = block(x, cos, sin, None if cache is None else cache[i], key_mask)
-        if labels is not None: return None, linear_cross_entropy(self.norm(x), self.lm_head.weight, labels)
+        if labels is not None: return None, linear_cross_entropy(self.norm(x), self.lm_head.weight, labels, self.loss_chunk)
         return self.lm_head(self.norm(x[:, -1:] if last_only else x)), None
 
 # %% ../nbs/04_model.ipynb #bce6277a
