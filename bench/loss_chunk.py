@@ -40,6 +40,13 @@ def sweep(preset: str, precision: str, chunks: list[int], rounds: int, compile_:
     return rows
 
 
+def allocation_cost(vocab_size: int = 8000, tokens: int = 4096) -> dict:
+    "Milliseconds of an `exp` (allocates its output) and an `amax` (allocates almost nothing) over one chunk of logits."
+    logits = torch.randn(tokens, vocab_size)
+    timed = lambda fn: 1e3 * statistics.median(_seconds(fn) for _ in range(7))
+    return {'logits MB': logits.numel() * 4 / 1e6, 'exp ms': timed(logits.exp), 'amax ms': timed(lambda: logits.amax(-1))}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--presets', nargs='+', default=['tiny', 'small'], choices=list(SHAPES))
@@ -49,7 +56,8 @@ def main():
     parser.add_argument('--rounds', type=int, default=6, help='timed rounds (one step per chunk size) after two warm-up steps')
     parser.add_argument('--eager', action='store_true', help='time eager models instead of torch.compile')
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; one 4,096-token chunk of tiny's logits:",
+          {k: round(v, 1) for k, v in allocation_cost().items()}, flush=True)
     rows = []
     for preset in args.presets:
         for precision in args.precisions or [{'tiny': 'fp32', 'small': 'bf16'}[preset]]:

@@ -3,12 +3,12 @@
 Same config, batch, precision and AdamW step for both models. The machine is shared and its load drifts (single
 steps of the same model vary by up to 2× here), so the models run in rounds: one step each, in an order that
 rotates every round, and each round gives a paired ratio (transformers' step time ÷ kollm's) measured under the
-same load. The number to read is the median of those paired ratios, with their interquartile range beside it. Peak memory is live tensor bytes measured by
-`kollm.train.peak_memory` (PyTorch's MemTracker), the same tool that validates `estimate_memory`; MFU divides
-`model_flops_per_token` by this CPU's measured `torch.mm` peak.
+same load. The number to read is the median of those paired ratios, with their interquartile range beside it.
+Peak memory is live tensor bytes measured by `kollm.train.peak_memory` (PyTorch's MemTracker), the same tool that
+validates `estimate_memory`; MFU divides `model_flops_per_token` by this CPU's measured `torch.mm` peak.
 
-    python bench/train_speed.py                  # tiny 16×256 and small 8×512, fp32 and bf16, ≈ 6 min on 2 cores
-    python bench/train_speed.py --compile        # also kollm under torch.compile (≈ 12 min)
+    python bench/train_speed.py                  # tiny 16×256 and small 8×512, fp32 and bf16
+    python bench/train_speed.py --compile        # also kollm under torch.compile (`--steps 15`: 30 min on 2 cores)
     python bench/train_speed.py --presets tiny --steps 10 --no-memory
 """
 import argparse, statistics, time
