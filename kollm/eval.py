@@ -89,7 +89,7 @@ def evaluate_text(model: KoLLM,
         for row, (inputs, targets) in enumerate(batch):
             x[row, :len(inputs)], y[row, :len(targets)] = torch.tensor(inputs), torch.tensor(targets)
         with precision.autocast(): _, loss = model(x.to(precision.device), labels=y.to(precision.device))
-        return loss.double().item() * (y != -100).sum().item()
+        return loss.float().item() * (y != -100).sum().item()  # to a Python float: MPS has no float64 tensors
     bar = tqdm(total=None if Path(path).is_dir() else Path(path).stat().st_size, unit='B', unit_scale=True,
                disable=not progress, desc='evaluate')
     for ids, doc_bytes in scored_documents(path, tokenizer, split):

@@ -4,15 +4,16 @@
 
 # %% auto #0
 __all__ = ['PRECISION_BYTES', 'OPTIMIZER_STATES', 'GiB', 'M4_MAX_36GB', 'TrainConfig', 'train_configs', 'load_train_config',
-           'Precision', 'pick_device', 'pick_precision', 'make_optimizer', 'lr_at', 'save_checkpoint',
-           'list_checkpoints', 'load_weights', 'load_state', 'load_initial_weights', 'is_oom', 'accumulate_gradients',
-           'train_step', 'memory_in_use', 'evaluate', 'init_distributed', 'train', 'out_of_time', 'plot_metrics',
-           'average_checkpoints', 'load_checkpoint_model', 'attention_is_fused', 'activation_bytes_per_layer',
-           'MemoryEstimate', 'estimate_memory', 'peak_memory', 'model_flops_per_token', 'TrainingPlan', 'plan_training',
-           'BatchPlan', 'suggest_batch', 'kollm_train', 'kollm_plan']
+           'Precision', 'pick_device', 'pick_precision', 'fused_adamw_safe', 'make_optimizer', 'lr_at',
+           'save_checkpoint', 'list_checkpoints', 'load_weights', 'load_state', 'load_initial_weights', 'is_oom',
+           'to_device', 'accumulate_gradients', 'train_step', 'memory_in_use', 'evaluate', 'last_val_loss',
+           'init_distributed', 'train', 'out_of_time', 'plot_metrics', 'average_checkpoints', 'load_checkpoint_model',
+           'attention_is_fused', 'activation_bytes_per_layer', 'MemoryEstimate', 'estimate_memory', 'peak_memory',
+           'model_flops_per_token', 'TrainingPlan', 'plan_training', 'BatchPlan', 'suggest_batch', 'kollm_train',
+           'kollm_plan']
 
 # %% ../nbs/06_train_mps.ipynb #aa1c4dbb
-import dataclasses, json, math, os, re, shutil, time
+import dataclasses, json, math, os, re, shutil, time, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, asdict
 from importlib import resources
@@ -28,7 +29,8 @@ from fastcore.script import call_parse, Param
 import torch.distributed as dist
 from torch import nn, Tensor
 
-from .model import KoLLM, KoLLMConfig, count_parameters, dataclass_from_dict, _config_from_dict, loss_chunk_size
+from .model import (KoLLM, KoLLMConfig, count_parameters, dataclass_from_dict, _config_from_dict, loss_chunk_size,
+                         rng_state, set_rng_state)
 from .data import TokenLoader, TokenShards, TokenWindows, atomic_path
 
 # %% ../nbs/06_train_mps.ipynb #eeea0b8d
@@ -53,7 +55,7 @@ class TrainConfig:
     grad_clip: float = 1.0 # max global gradient norm; 0 disables clipping
     device: str = 'auto' # auto (mps → cuda → cpu), mps, cuda, cuda:1, cpu
     precision: str = 'auto' # auto, fp16 (autocast + GradScaler), bf16 (autocast), fp32
-    mps_memory_fraction: float = 0.0 # share of the Mac's memory Metal may use (0: PyTorch's default)
+    mps_memory_fraction: float = 0.0 # cap on Metal allocations, × the Mac's recommended working set (0: PyTorch's 1.7×)
     grad_checkpointing: bool = False # recompute block activations in backward: far less memory, ~30% more compute
     compile: bool = False # torch.compile the model; falls back to eager if the backend cannot compile
     save_steps: int = 5000
@@ -79,6 +81,8 @@ class TrainConfig:
             raise ValueError(f"precision must be auto, fp16, bf16 or fp32, got {self.precision!r}")
         if not 0 <= self.min_lr <= self.lr: raise ValueError(f"need 0 ≤ min_lr ≤ lr, got {self.min_lr} and {self.lr}")
         if self.warmup_steps < 0: raise ValueError(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
+        if not 0 <= self.mps_memory_fraction <= 2:
+            raise ValueError(f"mps_memory_fraction must be in [0, 2] (0: PyTorch's default), got {self.mps_memory_fraction}")
 
     def model_config(self) -> KoLLMConfig:
         "The model's shape: from a preset name, a YAML path or an inline mapping."
@@ -168,6 +172,11 @@ def pick_precision(device: str = 'auto', precision: str = 'auto', mps_memory_fra
     return Precision(d, dtype, scaler=dtype is torch.float16)
 
 # %% ../nbs/06_train_mps.ipynb #684d820e
+def fused_adamw_safe(device_type: str, version: str = torch.__version__) -> bool:
+    "Whether fused AdamW honours GradScaler's `found_inf` here: everywhere, except MPS before torch 2.13."
+    major, minor = (int(n) for n in re.match(r'(\d+)\.(\d+)', version).groups())
+    return device_type != 'mps' or (major, minor) >= (2, 13)
+
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device,
                    fused: bool = True, # the fused kernel where the device has it (FSDP's sharded parameters: foreach)
                   ) -> torch.optim.AdamW:
@@ -176,6 +185,10 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device,
     groups = [dict(params=[p for p in params if p.dim() >= 2], weight_decay=cfg.weight_decay),
               dict(params=[p for p in params if p.dim() < 2], weight_decay=0.0)]
     kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
+    if fused and not fused_adamw_safe(device.type):
+        warnings.warn(f"torch {torch.__version__}: fused AdamW on MPS ignores GradScaler's inf checks before 2.13 "
+                      "(overflowed steps would be applied); using the foreach kernel. Upgrade torch for the fused one.")
+        fused = False
     if fused:
         try: return torch.optim.AdamW(groups, fused=True, **kw)
         except (RuntimeError, ValueError, TypeError): pass
@@ -188,17 +201,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 # %% ../nbs/06_train_mps.ipynb #24921d33
-def _rng_state(device: torch.device) -> dict:
-    state = dict(cpu=torch.get_rng_state())
-    if device.type == 'cuda': state['cuda'] = torch.cuda.get_rng_state(device)
-    if device.type == 'mps': state['mps'] = torch.mps.get_rng_state()
-    return state
-
-def _set_rng_state(state: dict, device: torch.device):
-    torch.set_rng_state(state['cpu'])
-    if 'cuda' in state and device.type == 'cuda': torch.cuda.set_rng_state(state['cuda'], device)
-    if 'mps' in state and device.type == 'mps': torch.mps.set_rng_state(state['mps'])
-
 def save_checkpoint(out_dir, # the run folder; the checkpoint goes to out_dir/checkpoints/step-NNNNNNN
                     model: nn.Module | dict, # the model, or its full state dict (gathered from FSDP shards)
                     cfg: TrainConfig, state: dict, # optimizer, scaler, loader, step, … (tensors and plain data)
@@ -247,6 +249,10 @@ def is_oom(e: BaseException) -> bool:
     "Whether an exception is an out-of-memory error (CUDA, MPS or CPU allocator)."
     return isinstance(e, torch.OutOfMemoryError) or (isinstance(e, RuntimeError) and 'out of memory' in str(e).lower())
 
+def to_device(x: Tensor, device: torch.device) -> Tensor:
+    "Copy a batch to the device: asynchronously on CUDA only (MPS can read freed CPU memory, PyTorch #189690)."
+    return x.to(device, non_blocking=device.type == 'cuda')
+
 def accumulate_gradients(model: nn.Module, x: Tensor, y: Tensor, micro_batch: int, precision: Precision,
                          scaler=None, before_micro_batch=None) -> Tensor:
     "Forward and backward over `x`, `y` in micro-batches; gradients accumulate as for one batch. Returns the mean loss."
@@ -254,7 +260,7 @@ def accumulate_gradients(model: nn.Module, x: Tensor, y: Tensor, micro_batch: in
     chunks = list(zip(x.split(micro_batch), y.split(micro_batch)))
     for i, (xs, ys) in enumerate(chunks):
         if before_micro_batch: before_micro_batch(len(xs))
-        xs, ys = xs.to(precision.device, non_blocking=True), ys.to(precision.device, non_blocking=True)
+        xs, ys = to_device(xs, precision.device), to_device(ys, precision.device)
         # under DDP and FSDP, gradients are reduced once per step: on the last micro-batch, not after each
         last = i == len(chunks) - 1
         if hasattr(model, 'set_requires_gradient_sync'): model.set_requires_gradient_sync(last)  # FSDP2
@@ -322,6 +328,11 @@ def evaluate(model: nn.Module, batches: list[tuple[Tensor, Tensor]], precision: 
     model.train(was_training)
     return sum(losses) / len(losses)
 
+def last_val_loss(path: Path) -> float | None:
+    "The newest validation loss in a run's `metrics.jsonl` (None if it has none)."
+    rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+    return next((r['val_loss'] for r in reversed(rows) if 'val_loss' in r), None)
+
 def _keep_metrics_until(path: Path, step: int):
     "Drop metric lines written after `step` (by a run that died before its next checkpoint)."
     if path.exists():
@@ -337,7 +348,7 @@ def init_distributed(device: str = 'auto') -> tuple[int, int]:
 
 def _all_rng_states(device: torch.device, world: int) -> list:
     "Every rank's RNG states (each rank draws its own dropout masks), gathered on all ranks."
-    mine = _rng_state(device)
+    mine = rng_state(device)
     if world == 1: return [mine]
     states = [None] * world
     dist.all_gather_object(states, mine)
@@ -412,7 +423,7 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
         state.update(saved['counters'])
         if len(saved['rng']) != world:
             raise ValueError(f"{ckpts[-1]} was saved by {len(saved['rng'])} processes; resume it with as many")
-        _set_rng_state(saved['rng'][rank], precision.device)
+        set_rng_state(saved['rng'][rank], precision.device)
         if main: _keep_metrics_until(out / 'metrics.jsonl', state['step'])
         log(f"resumed from {ckpts[-1]} at step {state['step']}")
     elif resume: log(f"nothing to resume in {out / 'checkpoints'}: starting from scratch")
@@ -422,7 +433,6 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
         net = DistributedDataParallel(model, device_ids=[precision.device.index] if precision.device.type == 'cuda' else None)
     else: net = model
     forward = torch.compile(net) if cfg.compile else net
-    compiled_ok = not cfg.compile
     if main: (out / 'config.yaml').write_text(cfg.to_yaml(), encoding='utf-8')
     metrics = open(out / 'metrics.jsonl', 'a') if main else None
     board = None
@@ -459,12 +469,11 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
             try:
                 stats, state['micro_batch'] = train_step(forward, optimizer, x, y, state['micro_batch'], precision, cfg,
                                                          lr, scaler, before_micro_batch, log)
-                compiled_ok = True
-            except Exception as e:
-                if compiled_ok or is_oom(e): raise
+            except Exception as e:  # a compile can fail at any step: the first, or a recompile after an OOM halving
+                if forward is net or is_oom(e): raise
                 log(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); training without it")
                 optimizer.zero_grad(set_to_none=True)
-                forward, compiled_ok = net, True
+                forward = net
                 stats, state['micro_batch'] = train_step(forward, optimizer, x, y, state['micro_batch'], precision, cfg,
                                                          lr, scaler, before_micro_batch, log)
             state['step'] += 1; state['tokens'] += step_tokens
@@ -504,7 +513,8 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
         if metrics: metrics.close()
         if board: board.close()
     if world > 1: dist.destroy_process_group()
-    return dict(state, val_loss=val, checkpoint=str(list_checkpoints(out)[-1]), precision=precision.name,
+    if val is None and main: val = last_val_loss(out / 'metrics.jsonl')  # resumed a finished run: its final evaluation
+    return dict(state, val_loss=val, rank=rank, checkpoint=str(list_checkpoints(out)[-1]), precision=precision.name,
                 device=str(precision.device), world_size=world, stopped_early=state['step'] < cfg.max_steps)
 
 def out_of_time(began: float, # `time.perf_counter()` when the run started
@@ -583,7 +593,7 @@ def activation_bytes_per_layer(cfg: KoLLMConfig,
     if attention_is_fused(cfg, device_type):
         per_token += b * (2 * h + 2 * kv) + 4 * heads  # q, k, v, output (o_proj reads it as a view), log-sum-exp
     else:
-        c = 4 if device_type == 'cpu' else b          # CPU's math path upcasts half precision to fp32
+        c = 4                                         # the math path upcasts half precision to fp32 (CPU and MPS)
         per_token += 3 * c * h + b * h                # scaled q, repeated k and v, contiguous copy for o_proj
         scores = micro_batch * heads * seq_len * seq_len * c * (3 if cfg.dropout > 0 else 1)
     if cfg.dropout > 0: per_token += 2 * h * (1 if device_type == 'cuda' else b)  # residual-dropout masks
@@ -758,8 +768,10 @@ def kollm_train(overrides: Param("config overrides as key=value, e.g. lr=3e-4 ma
     print(f"{config}: {count_parameters(m) / 1e6:.2f}M parameters, {cfg.tokens_per_step:,} tokens/step, "
           f"{cfg.max_steps:,} steps → {cfg.out_dir}")
     result = train(cfg, resume=resume, progress=not quiet, max_seconds=max_minutes * 60 or None)
-    print(f"step {result['step']}: validation loss {result['val_loss']:.4f} (perplexity {math.exp(result['val_loss']):.2f}), "
-          f"{result['nonfinite']} skipped updates; checkpoint {result['checkpoint']}")
+    if result['rank'] != 0: return  # under torchrun, rank 0 reports (and averages) for every process
+    val = result['val_loss']
+    score = 'no validation loss' if val is None else f"validation loss {val:.4f} (perplexity {math.exp(val):.2f})"
+    print(f"step {result['step']}: {score}, {result['nonfinite']} skipped updates; checkpoint {result['checkpoint']}")
     if average:
         out = average_checkpoints(list_checkpoints(cfg.out_dir)[-average:], Path(cfg.out_dir) / 'averaged')
         print(f"averaged the last {average} checkpoints into {out}")
