@@ -18,7 +18,7 @@ from fastcore.script import call_parse
 
 from .model import KoLLM, hf_name, to_hf, from_hf
 from .data import SPECIAL_IDS, atomic_path, load_tokenizer
-from .train import TrainConfig, load_checkpoint_model, load_train_config, save_checkpoint
+from .train import TrainConfig, load_checkpoint_model, load_train_config
 from .eval import check_tokenizer, generate_text
 
 # %% ../nbs/08_export.ipynb #425a92c3
@@ -126,24 +126,36 @@ def export_hf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors + c
     return _write_atomically(out, write, overwrite)
 
 # %% ../nbs/08_export.ipynb #84c350a8
+def _save_weights(ckpt, # the checkpoint folder to write
+                  model: KoLLM, cfg: TrainConfig, **metadata: str, # stored in the safetensors header
+                 ) -> Path:
+    "A checkpoint folder of weights and config and no training state: where a run starts (`init_from`), not resumes."
+    from safetensors.torch import save_model
+    with atomic_path(ckpt, folder=True) as tmp:
+        save_model(model, str(tmp / 'model.safetensors'), metadata=dict(format='kollm-1', **metadata))
+        (tmp / 'config.yaml').write_text(cfg.to_yaml(), encoding='utf-8')
+    return Path(ckpt)
+
 def import_hf(hf_dir, # a Hugging Face LLaMA directory (config.json + safetensors)
               out_dir, # a kollm run folder: the checkpoint goes to out_dir/checkpoints/step-0000000
              ) -> Path: # the checkpoint folder
-    "Turn a Hugging Face LLaMA directory into a kollm checkpoint (float32 weights, its tokenizer beside it)."
+    "Turn a Hugging Face LLaMA directory into a kollm checkpoint (float32, its tokenizer) that a run starts from."
     from transformers import AutoConfig, LlamaForCausalLM
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
     if not (hf_dir / 'config.json').is_file(): raise FileNotFoundError(f"{hf_dir} has no config.json: not a Hugging Face model")
     hf_cfg = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
     if hf_cfg.model_type != 'llama':
         raise ValueError(f"{hf_dir} holds a {hf_cfg.model_type!r} model; kollm imports LLaMA ('llama') models only")
-    hf = LlamaForCausalLM.from_pretrained(hf_dir, local_files_only=True, dtype=torch.float32)
-    model = from_hf(hf)
-    tokenizer = out_dir / 'tokenizer.model'
+    model = from_hf(LlamaForCausalLM.from_pretrained(hf_dir, local_files_only=True, dtype=torch.float32))
+    tokenizer = ''  # none recorded: kollm_eval and kollm_generate then ask for --tokenizer
     if (hf_dir / 'tokenizer.model').is_file():
         out_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(hf_dir / 'tokenizer.model', tokenizer)
-    cfg = TrainConfig(model=asdict(model.cfg), tokenizer=str(tokenizer), out_dir=str(out_dir))
-    return save_checkpoint(out_dir, model, cfg, dict(step=0, imported_from=str(hf_dir.resolve())))
+        tokenizer = str(shutil.copyfile(hf_dir / 'tokenizer.model', out_dir / 'tokenizer.model'))
+    ckpt = out_dir / 'checkpoints' / 'step-0000000'
+    cfg = TrainConfig(model=asdict(model.cfg), tokenizer=tokenizer, out_dir=str(out_dir), init_from=str(ckpt),
+                      seq_len=min(TrainConfig.seq_len, model.cfg.max_seq_length))
+    return _save_weights(ckpt, model, cfg, step='0', imported_from=str(hf_dir.resolve()))
+
 
 # %% ../nbs/08_export.ipynb #a3eebd29
 def permute_rope_rows(weight: torch.Tensor, # (heads × head_dim, hidden) a q_proj or k_proj weight
@@ -240,3 +252,6 @@ def kollm_import(hf_dir: str = None, # Hugging Face LLaMA directory (config.json
     if not hf_dir or not out: raise SystemExit("kollm_import needs --hf_dir DIR and --out DIR (see --help)")
     ckpt = import_hf(hf_dir, out)
     print(f"wrote {ckpt}:\n{_describe(ckpt)}")
+    if not load_train_config(str(ckpt / 'config.yaml')).tokenizer:
+        print(f"{hf_dir} has no tokenizer.model: pass --tokenizer to kollm_eval and kollm_generate")
+    print(f"to keep pretraining it: kollm_train --config {ckpt / 'config.yaml'} --resume --overrides tokens_dir=DIR")

@@ -27,7 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from fastcore.basics import patch
 from fastcore.script import call_parse
 
-from .rope import rope_cache
+from .rope import check_torch_version, rope_cache
 from .rmsnorm import RMSNorm
 from .gqa import Attention, KVCache
 from .swiglu import SwiGLU
@@ -600,6 +600,7 @@ def kollm_smoke(preset: str = 'tiny', # model preset: tiny, small, medium or lar
                 seed: int = 0, # random seed
                ):
     "Check an installation: build a KoLLM model, train it on one Korean sentence, generate it back."
+    print(f"torch {check_torch_version()}")  # an older torch fails here with what it lacks, not later mid-run
     r = smoke_run(preset, steps, seed=seed)
     print(f"{preset}: {r['params'] / 1e6:.2f}M parameters; loss {r['first_loss']:.2f} → {r['last_loss']:.3f} "
           f"in {steps} steps\ngenerated: {r['generated']}")

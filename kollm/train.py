@@ -426,7 +426,8 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
         set_rng_state(saved['rng'][rank], precision.device)
         if main: _keep_metrics_until(out / 'metrics.jsonl', state['step'])
         log(f"resumed from {ckpts[-1]} at step {state['step']}")
-    elif resume: log(f"nothing to resume in {out / 'checkpoints'}: starting from scratch")
+    elif resume: log(f"nothing to resume in {out / 'checkpoints'}: starting from "
+                     + (f"the weights of {cfg.init_from}" if cfg.init_from else "scratch"))
     elif world > 1: torch.manual_seed(cfg.seed + rank)  # the same initial weights everywhere, then each rank's own dropout
     if world > 1 and not sharded:
         from torch.nn.parallel import DistributedDataParallel

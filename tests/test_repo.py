@@ -45,3 +45,12 @@ def test_presets_ship_with_package():
     assert 'package_data = configs/*.yaml' in setup
     assert sorted(p.name for p in (ROOT / 'kollm' / 'configs').glob('model_*.yaml')) == \
         ['model_large.yaml', 'model_medium.yaml', 'model_small.yaml', 'model_tiny.yaml']
+
+def test_torch_floor_is_the_one_checked():
+    "settings.ini's `torch>=` floor is `MIN_TORCH`, the version `check_torch_version` enforces (chapter 00)."
+    from configparser import ConfigParser
+    from kollm.rope import MIN_TORCH
+    ini = ConfigParser()
+    ini.read(ROOT / 'settings.ini')
+    floors = [r for r in ini['DEFAULT']['requirements'].split() if r.startswith('torch')]
+    assert floors == [f'torch>={MIN_TORCH}'], (floors, MIN_TORCH)
