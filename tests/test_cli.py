@@ -15,7 +15,7 @@ from kollm.data import embedded_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ['kollm_smoke', 'kollm_prepare', 'kollm_tokenizer', 'kollm_tokenize', 'kollm_train', 'kollm_plan',
-           'kollm_eval', 'kollm_generate', 'kollm_export', 'kollm_import', 'kollm_demo']
+           'kollm_eval', 'kollm_generate', 'kollm_export', 'kollm_import', 'kollm_demo', 'kollm_doctor']
 VOCAB = 1000
 TINY = ['model.hidden_size=32', 'model.num_layers=1', 'model.num_heads=2', 'model.num_kv_heads=1',
         'model.intermediate_size=64', 'model.max_seq_length=64']  # a model that trains in a second
@@ -67,7 +67,8 @@ def background(tmp_path_factory) -> dict:
                 plan=started('kollm_plan', '--model', 'tiny', '--seq_len', 256, '--memory_gb', 4,
                              '--effective_batch', 16),
                 demo=started('kollm_demo', '--out', d / 'demo', '--steps', 4, '--minutes', 0, '--vocab_size', VOCAB,
-                             '--preset', model, '--quiet'))
+                             '--preset', model, '--quiet'),
+                doctor=started('kollm_doctor', '--device', 'cpu', '--no_compile', '--quiet'))
 
 @pytest.fixture(scope='module')
 def run(tmp_path_factory, background) -> dict:
@@ -191,6 +192,11 @@ def test_demo(background):
     assert summary['steps'] == 4 and math.isfinite(summary['val_bpb']), summary
     assert number(r'perplexity ([\d.]+)', printed) == pytest.approx(summary['val_ppl'], abs=0.1), printed
     assert (out / 'loss.png').stat().st_size > 0 and summary['samples'], summary
+
+def test_doctor(background):
+    printed = finished(background['doctor'])  # exit status 0: every check passed
+    passed, total = map(int, re.search(r'(\d+) of (\d+) checks passed', printed).groups())
+    assert passed == total >= 15 and 'FAIL' not in printed, printed
 
 # ---------------------------------------------------------------- --help
 def test_the_console_scripts_are_these():
