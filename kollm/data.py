@@ -6,12 +6,13 @@
 __all__ = ['DECODERS', 'MODU_PARTS', 'READERS', 'NEAR_DUP_MIN_CHARS', 'SPECIAL_IDS', 'Document', 'Report', 'DecodedStream',
            'open_binary', 'damage_of', 'open_source', 'read_head', 'detect_encoding', 'decode_line', 'decode_text',
            'iter_lines', 'read_text', 'read_jsonl', 'tidy_lines', 'strip_wikitext', 'read_wikipedia', 'strip_namumark',
-           'read_namuwiki', 'read_modu', 'read_aihub', 'read_wet', 'detect_format', 'iter_files', 'normalize_text',
-           'mask_pii', 'hangul_share', 'repetition', 'doc_hash', 'minhash', 'lsh_bands', 'band_keys', 'NearDuplicates',
-           'is_valid_split', 'remove_path', 'atomic_path', 'write_atomic', 'clean_document', 'read_file',
-           'default_start_method', 'prepare', 'embedded_corpus', 'iter_lines_of', 'sample_lines', 'train_tokenizer',
-           'load_tokenizer', 'tokenizer_hash', 'compression', 'iter_documents', 'token_dtype', 'tokenize_text',
-           'TokenShards', 'TokenWindows', 'TokenLoader', 'kollm_prepare', 'kollm_tokenizer', 'kollm_tokenize']
+           'read_namuwiki', 'read_modu', 'read_aihub', 'boilerplate_rule', 'remove_boilerplate', 'read_wet',
+           'detect_format', 'iter_files', 'normalize_text', 'mask_pii', 'hangul_share', 'repetition', 'doc_hash',
+           'minhash', 'lsh_bands', 'band_keys', 'NearDuplicates', 'is_valid_split', 'remove_path', 'atomic_path',
+           'write_atomic', 'clean_document', 'read_file', 'default_start_method', 'prepare', 'embedded_corpus',
+           'iter_lines_of', 'sample_lines', 'train_tokenizer', 'load_tokenizer', 'tokenizer_hash', 'compression',
+           'iter_documents', 'token_dtype', 'tokenize_text', 'TokenShards', 'TokenWindows', 'TokenLoader',
+           'kollm_prepare', 'kollm_tokenizer', 'kollm_tokenize']
 
 # %% ../nbs/05_data.ipynb #a4d232ab
 import bz2, hashlib, io, json, lzma, os, re, shutil, sys, unicodedata, zlib
@@ -329,18 +330,23 @@ def tidy_lines(text: str) -> str:
     return '\n'.join(l for l in (line.strip() for line in text.split('\n')) if l)
 
 _WIKI_DROP_LINKS = re.compile(r'^\s*:?\s*(분류|category|파일|file|그림|image|media|미디어)\s*:', re.I)
+# tags whose content is not prose: tables, footnotes, galleries, maths, code, scores, maps, data
+_WIKI_DROP_TAGS = {'table', 'ref', 'references', 'gallery', 'math', 'chem', 'ce', 'syntaxhighlight', 'source', 'pre',
+                   'score', 'timeline', 'graph', 'templatedata', 'mapframe', 'maplink', 'imagemap', 'includeonly'}
+# behaviour switches, in English and in their Korean aliases: __TOC__, __NOTOC__, __목차__, __목차숨김__, __새문단단추__…
+_WIKI_SWITCH = re.compile(r'__[^\s_]{2,30}__')
 
 def strip_wikitext(wikitext: str) -> str:
-    "Plain text of MediaWiki markup: templates, refs, tables, categories and files removed; links keep their label."
+    "Plain text of MediaWiki markup: templates, refs, tables, categories, files and switches removed; links keep labels."
     import mwparserfromhell
-    code = mwparserfromhell.parse(wikitext)
-    for node in code.filter_tags(recursive=True, matches=lambda n: str(n.tag).lower() in ('table', 'ref', 'gallery')):
+    code = mwparserfromhell.parse(_WIKI_SWITCH.sub('', wikitext))
+    for node in code.filter_tags(recursive=True, matches=lambda n: str(n.tag).lower() in _WIKI_DROP_TAGS):
         try: code.remove(node)
         except ValueError: pass  # already gone with an enclosing node
     for link in code.filter_wikilinks(recursive=True, matches=lambda n: bool(_WIKI_DROP_LINKS.match(str(n.title)))):
         try: code.remove(link)
         except ValueError: pass
-    text = code.strip_code(normalize=True, collapse=True)
+    text = code.strip_code(normalize=True, collapse=True)  # templates (parser functions too) and comments go here
     return tidy_lines(text)
 
 # %% ../nbs/05_data.ipynb #fadccc6f
@@ -379,9 +385,11 @@ _NAMU_RULES = [  # (pattern, replacement), applied in order
     (re.compile(r'\{\{\{#!wiki[^\n]*\n?(.*?)\}\}\}', re.S), r'\1'),                   # styled box: keep its text
     (re.compile(r'\{\{\{(?:[+-][1-5]|#[0-9a-zA-Z,#]+)\s+(.*?)\}\}\}', re.S), r'\1'),   # size and colour: keep text
     (re.compile(r'\{\{\{(.*?)\}\}\}', re.S), r'\1'),                                   # literal text
-    (re.compile(r'\[\*[^\s\]]*\s[^\[\]]*(?:\[[^\]]*\][^\[\]]*)*\]'), ''),              # footnotes [* ...]
-    (re.compile(r'\[(?:include|youtube|kakaotv|nicovideo|vimeo|navertv|age|dday|pagecount)\([^\]]*\)\]', re.I), ''),
-    (re.compile(r'\[(?:목차|tableofcontents|각주|footnote|clearfix)\]', re.I), ''),
+    (re.compile(r'\[\*[^\s\]]*\s(?:[^\[\]]|\[\[[^\]]*\]\]|\[[^\]]*\])*\]'), ''),         # footnotes [* ...], links inside
+    (re.compile(r'\[ruby\(([^,\)\]]*)[^\]]*\)\]', re.I), r'\1'),                       # [ruby(글,ruby=루비)] → 글
+    (re.compile(r'\[(?:include|youtube|kakaotv|nicovideo|vimeo|navertv|age|dday|pagecount|anchor|math)\([^\]]*\)\]',
+                re.I), ''),                                                            # macros with arguments
+    (re.compile(r'\[(?:목차|tableofcontents|각주|footnote|clearfix|date|datetime|pagecount)\]', re.I), ''),
     (re.compile(r'\[(?:br|BR)\]'), '\n'),
     (re.compile(r'\[\[(?:분류|파일|:파일):[^\]]*\]\]'), ''),                              # categories, files
     (re.compile(r'\[\[(?:[^\]|]*)\|([^\]]*)\]\]'), r'\1'),                            # [[target|label]] → label
@@ -389,6 +397,7 @@ _NAMU_RULES = [  # (pattern, replacement), applied in order
     (re.compile(r'~~.*?~~|--.*?--'), ''),                                              # strikethrough = retracted text
     (re.compile(r"'''|''|__|\^\^|,,"), ''),                                            # bold, italic, underline, sup, sub
     (re.compile(r'^[ \t]*##.*$', re.M), ''),                                           # comments
+    (re.compile(r'^[ \t]*-{4,9}[ \t]*$', re.M), ''),                                   # horizontal rules
     (re.compile(r'^[ \t]*\|\|.*$', re.M), ''),                                         # table rows
     (re.compile(r'^[ \t]*(=+)#?[ \t]*(.*?)[ \t]*#?\1[ \t]*$', re.M), r'\2'),             # headings keep their title
     (re.compile(r'^[ \t]*>+[ \t]?', re.M), ''),                                         # quotes
@@ -501,9 +510,39 @@ def read_aihub(path, source: str = 'aihub', report: Report | None = None,
         did = _dig(item, 'header', 'dialogueInfo', 'dialogueID') or _dig(item, 'id') or f'{Path(path).name}:{i}'
         yield Document(text, source, str(did))
 
+# %% ../nbs/05_data.ipynb #ab4bb8c9
+_COOKIE = re.compile(r'쿠키[^.\n]{0,30}(사용|동의|허용|수집|정책|설정)|'
+                     r'\bcookies?\b[^.\n]{0,40}\b(use|accept|consent|polic|setting)', re.I)
+_LEGAL = re.compile(r'copyright|all rights reserved|[©ⓒ]|무단\s?(전재|복제|배포)|재배포\s?금지|개인정보\s?(처리|취급)\s?방침|'
+                    r'이용\s?약관|사업자\s?등록\s?번호|통신\s?판매업|privacy policy|terms of (use|service)', re.I)
+_MENU_SEP = re.compile(r'\s*[|·•›»▶ㅣ]\s*|\s[>/]\s')
+_SENTENCE_END = ('.', '!', '?', '。', '…', '"', '”', "'", '’', ')', '다', '요', '죠', '까', '네')
+
+def boilerplate_rule(line: str, repeats: int = 1) -> str:
+    "The rule that makes `line` boilerplate ('cookie', 'legal', 'menu', 'short', 'repeated'), or '' for content."
+    if _COOKIE.search(line): return 'cookie'
+    if len(line) < 200 and _LEGAL.search(line): return 'legal'  # a long line that cites the law is prose
+    sentence = line.rstrip().endswith(_SENTENCE_END)
+    items = [x for x in _MENU_SEP.split(line) if x]
+    if not sentence and len(items) >= 3 and sum(map(len, items)) / len(items) <= 8: return 'menu'
+    if not sentence and len(line.split()) < 3: return 'short'
+    if repeats > 1 and len(line) < 40: return 'repeated'
+    return ''
+
+def remove_boilerplate(text: str) -> tuple[str, Counter]:
+    "The lines of a web page that are content, and the boilerplate lines removed, counted by rule."
+    lines = [l.strip() for l in text.split('\n') if l.strip()]
+    repeats = Counter(lines)
+    removed, kept = Counter(), []
+    for line in lines:
+        if rule := boilerplate_rule(line, repeats[line]): removed[rule] += 1
+        else: kept.append(line)
+    return '\n'.join(kept), removed
+
 # %% ../nbs/05_data.ipynb #1f538c34
 def read_wet(path, source: str = 'commoncrawl', report: Report | None = None,
              languages: tuple = ('kor',), # keep pages whose identified languages include one of these
+             max_boilerplate: float = 0.7, # drop pages that lose more than this share of characters to line rules
             ) -> Iterator[Document]:
     "Stream Korean pages from a Common Crawl WET file."
     from warcio.archiveiterator import ArchiveIterator
@@ -524,7 +563,11 @@ def read_wet(path, source: str = 'commoncrawl', report: Report | None = None,
                 langs = record.rec_headers.get_header('WARC-Identified-Content-Language')
                 if langs and not set(langs.split(',')) & set(languages):
                     report.skip(source, 'language', len(text)); continue
-                yield Document(text, source, record.rec_headers.get_header('WARC-Target-URI') or '')
+                content, removed = remove_boilerplate(text)
+                for rule, n in removed.items(): report.note(source, f'boilerplate_{rule}', n)
+                if len(content) < (1 - max_boilerplate) * len(text.strip()):
+                    report.skip(source, 'boilerplate', len(text)); continue
+                yield Document(content, source, record.rec_headers.get_header('WARC-Target-URI') or '')
         except ArchiveLoadFailed as e:  # not WARC where a record should start: a broken or foreign file
             report.problem(source, path, f'not a WARC record ({e}); kept the records before', f'after record {records}')
 
