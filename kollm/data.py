@@ -338,7 +338,7 @@ _WIKI_DROP_TAGS = {'table', 'ref', 'references', 'gallery', 'math', 'chem', 'ce'
 _WIKI_SWITCH = re.compile(r'__[^\s_]{2,30}__')
 
 def strip_wikitext(wikitext: str) -> str:
-    "Plain text of MediaWiki markup: templates, refs, tables, categories, files and switches removed; links keep labels."
+    "Plain text of MediaWiki markup: templates, refs, tables, categories, files, switches removed; links keep labels."
     import mwparserfromhell
     code = mwparserfromhell.parse(_WIKI_SWITCH.sub('', wikitext))
     for node in code.filter_tags(recursive=True, matches=lambda n: str(n.tag).lower() in _WIKI_DROP_TAGS):
@@ -386,7 +386,7 @@ _NAMU_RULES = [  # (pattern, replacement), applied in order
     (re.compile(r'\{\{\{#!wiki[^\n]*\n?(.*?)\}\}\}', re.S), r'\1'),                   # styled box: keep its text
     (re.compile(r'\{\{\{(?:[+-][1-5]|#[0-9a-zA-Z,#]+)\s+(.*?)\}\}\}', re.S), r'\1'),   # size and colour: keep text
     (re.compile(r'\{\{\{(.*?)\}\}\}', re.S), r'\1'),                                   # literal text
-    (re.compile(r'\[\*[^\s\]]*\s(?:[^\[\]]|\[\[[^\]]*\]\]|\[[^\]]*\])*\]'), ''),         # footnotes [* ...], links inside
+    (re.compile(r'\[\*[^\s\]]*\s(?:[^\[\]]|\[\[[^\]]*\]\]|\[[^\]]*\])*\]'), ''),         # footnotes, links inside
     (re.compile(r'\[ruby\(([^,\)\]]*)[^\]]*\)\]', re.I), r'\1'),                       # [ruby(글,ruby=루비)] → 글
     (re.compile(r'\[(?:include|youtube|kakaotv|nicovideo|vimeo|navertv|age|dday|pagecount|anchor|math)\([^\]]*\)\]',
                 re.I), ''),                                                            # macros with arguments
@@ -708,7 +708,8 @@ def lsh_bands(threshold: float, num_perm: int = 128,
     "(bands, rows) with bands × rows ≤ num_perm that catch pairs at `threshold` with the fewest candidates below it."
     s = np.linspace(0, threshold, 401)
     def p(b, r, x): return 1 - (1 - x ** r) ** b  # probability that a pair of similarity x becomes a candidate
-    options = [(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1) if p(b, r, threshold) >= recall]
+    options = [(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)
+               if p(b, r, threshold) >= recall]
     return min(options, key=lambda br: p(*br, s).mean())  # every candidate is verified: fewer is cheaper
 
 _BAND_MIX = np.random.default_rng(20240502).integers(0, 2**64, (2, 128), dtype=np.uint64) | np.uint64(1)
@@ -888,8 +889,9 @@ def _check_out_dir(out_dir: Path):
     if out_dir.exists() and not out_dir.is_dir(): raise NotADirectoryError(f"{out_dir} is a file, not a folder")
     others = sorted(p.name for p in out_dir.iterdir() if p.name not in PREPARE_OUTPUTS) if out_dir.exists() else []
     if others:
-        raise ValueError(f"{out_dir} holds {', '.join(others[:5])}{' …' if len(others) > 5 else ''}: prepare replaces "
-                         f"its output folder as a whole, so give it a folder of its own (new, empty, or a previous run's)")
+        listed = ', '.join(others[:5]) + (' …' if len(others) > 5 else '')
+        raise ValueError(f"{out_dir} holds {listed}: prepare replaces its output folder as a whole, "
+                         f"so give it a folder of its own (new, empty, or a previous run's)")
 
 def prepare(inputs: Iterable, # files or folders of any format `detect_format` knows
             out_dir='data/processed', # the folder for train.txt, valid.txt and report.json, replaced as a whole
@@ -932,7 +934,8 @@ def prepare(inputs: Iterable, # files or folders of any format `detect_format` k
         if not splits.kept:
             dropped = '; '.join(f'{n} × {r}' for r, n in report.dropped().items()) or 'none'
             problems = '; '.join(f'{f}: {m}' for _, f, m, _ in report.problems) or 'none'
-            raise ValueError(f"no document was kept from {len(files)} file(s); dropped: {dropped}; problems: {problems}")
+            raise ValueError(f"no document was kept from {len(files)} file(s); dropped: {dropped}; "
+                             f"problems: {problems}")
         report.save(tmp / 'report.json')
     return report
 
