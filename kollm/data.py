@@ -918,15 +918,15 @@ def prepare(inputs: Iterable, # files or folders of any format `detect_format` k
     with atomic_path(out_dir, folder=True) as tmp:  # the three outputs appear together, or not at all
         splits = _Splits(tmp, valid_fraction, near)
         pool = mp.get_context(start_method or default_start_method()).Pool(workers) if workers > 0 else None
-        bar = tqdm(total=sum(f.stat().st_size for f in files), unit='B', unit_scale=True, disable=not progress,
-                   desc='prepare')
+        sizes = {f: f.stat().st_size for f in files}  # now: a file that vanishes later is that file's problem only
+        bar = tqdm(total=sum(sizes.values()), unit='B', unit_scale=True, disable=not progress, desc='prepare')
         try:
             for path in files:
                 try: fmt = (formats or {}).get(str(path)) or detect_format(path)
                 except (ValueError, OSError) as e:  # not a corpus file (notes, scripts), or unreadable: say so, go on
                     report.problem('unknown', path, str(e))
                 else: _prepare_file(path, fmt, clean_batch, pool, splits, report, batch_size)
-                bar.update(path.stat().st_size)
+                bar.update(sizes[path])
         finally:
             bar.close()
             splits.close()
