@@ -590,7 +590,8 @@ def detect_format(path) -> str:
         if head.lstrip('\ufeff \t\r\n').startswith('['): return 'aihub'  # a top-level list of records
         return 'modu'
     if stem.endswith(('.txt', '.text')) or '.' not in stem: return 'text'
-    raise ValueError(f"{path}: cannot tell which reader takes this file; name its format with --format")
+    raise ValueError(f"{path}: no reader for this name (.xml, .wet, .json, .jsonl, .txt, or no suffix; compressed or not); "
+                     f"prepare(formats={{path: reader}}) names one")
 
 def iter_files(paths: Iterable) -> Iterator[Path]:
     "Files under `paths` (files or folders, recursively, sorted), skipping hidden files and README/SOURCES notes."
@@ -933,7 +934,7 @@ def prepare(inputs: Iterable, # files or folders of any format `detect_format` k
             for path in files:
                 try: fmt = (formats or {}).get(str(path)) or detect_format(path)
                 except (ValueError, OSError) as e:  # not a corpus file (notes, scripts), or unreadable: say so, go on
-                    report.problem('unknown', path, str(e))
+                    report.problem('unknown', path, str(e).removeprefix(f'{path}: '))
                 else: _prepare_file(path, fmt, clean_batch, pool, splits, report, batch_size)
                 bar.update(sizes[path])
         finally:
@@ -1206,7 +1207,7 @@ class TokenLoader:
 # %% ../nbs/05_data.ipynb #81ce8f29
 @call_parse
 def kollm_prepare(inputs: str, # files or folders, comma-separated, in any format `detect_format` knows
-                  out_dir: str = 'data/processed', # output folder for train.txt, valid.txt and report.json
+                  out_dir: str = 'data/processed', # output folder for train.txt, valid.txt and report.json, replaced as a whole
                   valid_fraction: float = 0.005, # share of documents (by content hash) sent to valid.txt
                   min_chars: int = 10, # drop documents shorter than this after cleaning
                   min_hangul: float = 0.5, # drop documents whose letters are less than this share Hangul
