@@ -706,11 +706,13 @@ def minhash(text: str, num_perm: int = 128, shingle: int = NEAR_DUP_SHINGLE) -> 
         _PERMS[num_perm] = (rng.integers(0, 2**64, num_perm, dtype=np.uint64) | np.uint64(1),
                             rng.integers(0, 2**64, num_perm, dtype=np.uint64))
     a, b = _PERMS[num_perm]
-    sig = np.full(num_perm, 2**32 - 1, dtype=np.uint64)
+    sig = np.full(num_perm, 2**64 - 1, dtype=np.uint64)
     hashes = _shingle_hashes(text, shingle)
     for i in range(0, len(hashes), 4096):  # chunks bound the temporary (chunk × num_perm) array
-        sig = np.minimum(sig, ((hashes[i:i + 4096, None] * a + b) >> np.uint64(32)).min(axis=0))
-    return sig.astype(np.uint32)
+        h = hashes[i:i + 4096, None] * a
+        h += b  # in place: one temporary, not three
+        np.minimum(sig, h.min(axis=0), out=sig)
+    return (sig >> np.uint64(32)).astype(np.uint32)  # the top bits of the minimum = the minimum of the top bits
 
 def lsh_bands(threshold: float, num_perm: int = 128,
               recall: float = 0.998, # least probability that a pair at `threshold` becomes a candidate
