@@ -6,11 +6,11 @@
 __all__ = ['PRECISION_BYTES', 'OPTIMIZER_STATES', 'GiB', 'M4_MAX_36GB', 'TrainConfig', 'train_configs', 'load_train_config',
            'Precision', 'pick_device', 'pick_precision', 'fused_adamw_safe', 'make_optimizer', 'lr_at',
            'save_checkpoint', 'list_checkpoints', 'load_weights', 'load_state', 'load_initial_weights', 'is_oom',
-           'to_device', 'accumulate_gradients', 'train_step', 'memory_in_use', 'evaluate', 'last_val_loss',
-           'init_distributed', 'train', 'out_of_time', 'plot_metrics', 'average_checkpoints', 'load_checkpoint_model',
-           'attention_is_fused', 'activation_bytes_per_layer', 'MemoryEstimate', 'estimate_memory', 'peak_memory',
-           'model_flops_per_token', 'TrainingPlan', 'plan_training', 'BatchPlan', 'suggest_batch', 'kollm_train',
-           'kollm_plan']
+           'to_device', 'accumulate_gradients', 'train_step', 'memory_in_use', 'evaluate', 'fit_vocabulary',
+           'last_val_loss', 'init_distributed', 'train', 'out_of_time', 'plot_metrics', 'average_checkpoints',
+           'load_checkpoint_model', 'attention_is_fused', 'activation_bytes_per_layer', 'MemoryEstimate',
+           'estimate_memory', 'peak_memory', 'model_flops_per_token', 'TrainingPlan', 'plan_training', 'BatchPlan',
+           'suggest_batch', 'kollm_train', 'kollm_plan']
 
 # %% ../nbs/06_train_mps.ipynb #aa1c4dbb
 import dataclasses, json, math, os, re, shutil, time, warnings
@@ -328,6 +328,19 @@ def evaluate(model: nn.Module, batches: list[tuple[Tensor, Tensor]], precision: 
     model.train(was_training)
     return sum(losses) / len(losses)
 
+def fit_vocabulary(cfg: TrainConfig, tokenizer_vocab: int, # ids of the tokenizer the shards were made with
+                   log=print) -> TrainConfig:
+    "The run with a preset model's vocabulary set to the tokenizer's; a model given field by field must already fit."
+    model = cfg.model_config()
+    if isinstance(cfg.model, str) and cfg.model in KoLLMConfig.presets():
+        if model.vocab_size == tokenizer_vocab: return cfg
+        log(f"model {cfg.model}: {tokenizer_vocab:,} token ids, the tokenizer's (the preset has {model.vocab_size:,})")
+        return dataclasses.replace(cfg, model=asdict(dataclasses.replace(model, vocab_size=tokenizer_vocab)))
+    if tokenizer_vocab > model.vocab_size:  # the user chose this vocabulary: say so rather than guess
+        raise ValueError(f"the tokenizer has {tokenizer_vocab} ids but the model only {model.vocab_size}: set "
+                         f"model.vocab_size={tokenizer_vocab}, or name a preset (its vocabulary follows the tokenizer)")
+    return cfg
+
 def last_val_loss(path: Path) -> float | None:
     "The newest validation loss in a run's `metrics.jsonl` (None if it has none)."
     rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
@@ -385,14 +398,12 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     main = rank == 0  # only the first process logs, evaluates and writes
     device = cfg.device
     if world > 1 and pick_device(device).type == 'cuda': device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
-    mcfg = cfg.model_config()
     precision = pick_precision(device, cfg.precision, cfg.mps_memory_fraction)
     torch.manual_seed(cfg.seed)
     train_tokens = TokenShards(cfg.tokens_dir, 'train', tokenizer=cfg.tokenizer)
     valid_tokens = TokenShards(cfg.tokens_dir, 'valid', tokenizer=cfg.tokenizer)
-    if train_tokens.vocab_size > mcfg.vocab_size:
-        raise ValueError(f"the tokenizer has {train_tokens.vocab_size} ids but the model only {mcfg.vocab_size}: "
-                         f"set model.vocab_size={train_tokens.vocab_size}")
+    cfg = fit_vocabulary(cfg, train_tokens.vocab_size, log if main else (lambda m: None))
+    mcfg = cfg.model_config()
     if cfg.seq_len > mcfg.max_seq_length:
         raise ValueError(f"seq_len {cfg.seq_len} exceeds the model's max_seq_length {mcfg.max_seq_length}")
     model = KoLLM(mcfg).to(precision.device)
