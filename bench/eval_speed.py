@@ -5,7 +5,8 @@ loss (chapter 04) decides whether to compute gradients from grad mode; before th
 and computed both gradients anyway. This script times, on the same weights and batch, in paired rounds (one call of
 each, the order rotating; the machine is shared and noisy):
 
-- `forward`: `model(x)`, the logits of every position, nothing else (the peer: what any scorer must at least do);
+- `forward`: `model(x)`, the logits of every position, nothing else (what any scorer must at least do);
+- `forward + F.cross_entropy`: the textbook scorer, full logits then PyTorch's cross-entropy (the peer);
 - `loss, no_grad`: `model(x, labels=y)` under `no_grad`, today's evaluation path;
 - `loss, gradient path`: the same loss with its gradient buffers computed (what evaluation cost before the fix);
 - `evaluate_text`: chapter 07's exact scorer on a generated text file of the same number of tokens, end to end.
@@ -32,12 +33,17 @@ def scorers(model: KoLLM, x: torch.Tensor, y: torch.Tensor, dtype) -> dict:
         with torch.no_grad(), autocast(): model(x)
     def loss():
         with torch.no_grad(), autocast(): model(x, labels=y)
+    def forward_cross_entropy():  # the textbook scorer: full logits, then F.cross_entropy over them
+        with torch.no_grad(), autocast():
+            logits, _ = model(x)
+            torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), y.flatten())
     def gradient_path():  # the old behaviour: the fused loss computes both gradients although nobody asked
         with torch.no_grad(), autocast():
             h = model.norm(_trunk(model, x))
             LinearCrossEntropy.apply(h.reshape(-1, h.shape[-1]), model.lm_head.weight, y.reshape(-1),
                                      loss_chunk_size('cpu'), True)
-    return {'forward': forward, 'loss, no_grad': loss, 'loss, gradient path': gradient_path}
+    return {'forward': forward, 'forward + F.cross_entropy': forward_cross_entropy, 'loss, no_grad': loss,
+            'loss, gradient path': gradient_path}
 
 
 def _trunk(model: KoLLM, x: torch.Tensor) -> torch.Tensor:
