@@ -464,11 +464,15 @@ class Int8Linear(nn.Module):
             return F.linear(x, self.weight.to(x.dtype) * self.scale.to(x.dtype)[:, None])
         return torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scale.to(x.dtype)).view(*x.shape[:-1], -1)
 
+# Which devices this torch build has the int8 kernel for, read once: a plain dict lookup on the decoding hot path, and
+# one that `torch.compile(fullgraph=True)` can trace (the dispatcher query itself breaks the graph).
+_INT8_KERNEL = {t: torch._C._dispatch_has_kernel_for_dispatch_key('aten::_weight_int8pack_mm', t.upper())
+                for t in ('cpu', 'cuda', 'mps')}
+
 def int8_kernel_fits(device_type: str, # 'cpu', 'mps', 'cuda', …
                      out_features: int, in_features: int) -> bool:
     "Whether `_weight_int8pack_mm` exists for the device and takes this shape (MPS: both dimensions multiples of 32)."
-    if not torch._C._dispatch_has_kernel_for_dispatch_key('aten::_weight_int8pack_mm', device_type.upper()):
-        return False
+    if not _INT8_KERNEL.get(device_type, False): return False
     return device_type != 'mps' or (out_features % 32 == 0 and in_features % 32 == 0)  # the Metal kernel's TORCH_CHECK
 
 def quantize_int8(model: KoLLM) -> KoLLM:

@@ -174,8 +174,8 @@ def pick_precision(device: str = 'auto', precision: str = 'auto', mps_memory_fra
 # %% ../nbs/06_train_mps.ipynb #684d820e
 def fused_adamw_safe(device_type: str, version: str = torch.__version__) -> bool:
     "Whether fused AdamW honours GradScaler's `found_inf` here: everywhere, except MPS before torch 2.13."
-    major, minor = (int(n) for n in re.match(r'(\d+)\.(\d+)', version).groups())
-    return device_type != 'mps' or (major, minor) >= (2, 13)
+    from torch.torch_version import TorchVersion  # compares '2.12.1+cpu' and '2.13' as versions, as chapter 00 does
+    return device_type != 'mps' or TorchVersion(version) >= '2.13'
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device,
                    fused: bool = True, # the fused kernel where the device has it (FSDP's sharded parameters: foreach)
