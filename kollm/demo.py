@@ -213,7 +213,7 @@ def run_demo(corpus=None, # files or folders (a path, a comma-separated string o
             max_steps = steps_within(cfg, time_left(), progress=progress, log=log)  # a forecast from timed steps...
             m.record('train', key, outputs, done=False, max_steps=max_steps, seconds=time.perf_counter() - t)
         result = train(replace(cfg, max_steps=max_steps), resume=bool(list_checkpoints(out)), progress=progress, log=log,
-                       max_seconds=None if deadline is None else max(time_left(), 0))  # ...and a hard stop
+                       pause_after=None if deadline is None else max(time_left(), 0))  # ...and a hard stop
         max_steps = result['step']
         run = m.record('train', key, outputs, max_steps=max_steps, seconds=seconds + time.perf_counter() - t,
                        checkpoint=str(Path(result['checkpoint']).relative_to(out)), precision=result['precision'],

@@ -146,10 +146,10 @@ def doctor_train_config(**kw) -> TrainConfig:
     "The trainer's settings for the doctor's steps (grad_clip and the optimizer's hyper-parameters)."
     return TrainConfig(model=dict(vocab_size=1, **DOCTOR_MODEL), lr=1e-3, warmup_steps=0, **kw)
 
-def one_step(bench: Bench, device, precision: Precision, poison: bool = False):
-    "One trainer step (`train_step`, AdamW, GradScaler in fp16) from the bench weights; `poison`: an inf gradient."
+def one_step(bench: Bench, device, precision: Precision, poison: bool = False, optimizer: str = 'adamw'):
+    "One `train_step` (the optimizer, GradScaler in fp16) from the bench weights; `poison`: an inf gradient."
     model = bench.model(device, train=False)  # no dropout: the CPU and the device must see the same network
-    cfg = doctor_train_config()
+    cfg = doctor_train_config(optimizer=optimizer)
     optimizer = make_optimizer(model, cfg, torch.device(device))
     scaler = torch.amp.GradScaler(torch.device(device).type) if precision.scaler else None
     if poison: model.embed.weight.register_hook(lambda g: g * float('inf'))
@@ -166,11 +166,17 @@ def check_optimizer(bench: Bench, device) -> list[Check]:
     stats, got, _ = one_step(bench, device, fp16)
     got, ref = torch.cat([v.flatten() for v in got.values()]), torch.cat([v.flatten() for v in ref.values()])
     misalignment = 1 - torch.nn.functional.cosine_similarity(got, ref, dim=0).item()  # Adam's step is scale-free
+    _, muon_ref, _ = one_step(bench, 'cpu', pick_precision('cpu', 'fp32'), optimizer='muon')
+    muon_stats, muon_got, _ = one_step(bench, device, fp16, optimizer='muon')  # Newton–Schulz in bf16 on the device
+    muon_got, muon_ref = (torch.cat([v.flatten() for v in d.values()]) for d in (muon_got, muon_ref))
+    muon_misalignment = 1 - torch.nn.functional.cosine_similarity(muon_got, muon_ref, dim=0).item()
     stats_inf, moved, scaler = one_step(bench, device, fp16, poison=True)
     change = max(v.abs().max().item() for v in moved.values())
     detail = f"skipped={stats_inf['skipped']}, scale {2.0 ** 16:g} → {scaler.get_scale():g}"
     return [Check('AdamW + GradScaler step vs CPU fp32 (1 − cos of updates)', 'fp16', misalignment, 1e-2,
                   f"loss {stats['loss']:.3f}"),
+            Check('Muon + AdamW + GradScaler step vs CPU fp32 (1 − cos)', 'fp16', muon_misalignment, 1e-2,
+                  f"loss {muon_stats['loss']:.3f}"),
             Check('overflowed fp16 step leaves weights unchanged', 'fp16',
                   change if stats_inf['skipped'] == 'overflow' else float('inf'), 0.0, detail)]
 

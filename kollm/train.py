@@ -4,17 +4,17 @@
 
 # %% auto #0
 __all__ = ['PRECISION_BYTES', 'OPTIMIZER_STATES', 'GiB', 'M4_MAX_36GB', 'TrainConfig', 'train_configs', 'load_train_config',
-           'Precision', 'pick_device', 'pick_precision', 'fused_adamw_safe', 'make_optimizer', 'lr_at',
-           'save_checkpoint', 'list_checkpoints', 'load_weights', 'load_state', 'load_initial_weights', 'is_oom',
-           'to_device', 'accumulate_gradients', 'train_step', 'memory_in_use', 'evaluate', 'fit_vocabulary',
-           'last_val_loss', 'init_distributed', 'train', 'out_of_time', 'plot_metrics', 'average_checkpoints',
-           'load_checkpoint_model', 'attention_is_fused', 'activation_bytes_per_layer', 'MemoryEstimate',
-           'estimate_memory', 'peak_memory', 'model_flops_per_token', 'TrainingPlan', 'plan_training', 'BatchPlan',
-           'suggest_batch', 'kollm_train', 'kollm_plan']
+           'Precision', 'pick_device', 'pick_precision', 'MuonWithAdamW', 'fused_adamw_safe', 'is_hidden_matrix',
+           'make_optimizer', 'lr_at', 'save_checkpoint', 'list_checkpoints', 'load_weights', 'load_state',
+           'load_initial_weights', 'is_oom', 'to_device', 'accumulate_gradients', 'train_step', 'TimeBudget',
+           'memory_in_use', 'evaluate', 'fit_vocabulary', 'last_val_loss', 'init_distributed', 'train', 'plot_metrics',
+           'average_checkpoints', 'load_checkpoint_model', 'attention_is_fused', 'activation_bytes_per_layer',
+           'MemoryEstimate', 'estimate_memory', 'peak_memory', 'model_flops_per_token', 'TrainingPlan', 'plan_training',
+           'BatchPlan', 'suggest_batch', 'kollm_train', 'kollm_plan']
 
 # %% ../nbs/06_train_mps.ipynb #aa1c4dbb
 import dataclasses, json, math, os, re, shutil, time, warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, asdict
 from importlib import resources
 from itertools import islice
@@ -46,12 +46,19 @@ class TrainConfig:
     grad_accum: int = 4 # micro-batches per optimizer step: an effective batch of batch_size × grad_accum sequences
     max_steps: int = 200_000
     lr: float = 2e-4
-    min_lr: float = 2e-5 # the cosine schedule ends here
+    min_lr: float = 2e-5 # the schedule ends here
     warmup_steps: int = 4000
     weight_decay: float = 0.1
     beta1: float = 0.9
     beta2: float = 0.95
     eps: float = 1e-8
+    optimizer: str = 'adamw' # adamw, or muon: orthogonalised momentum for the blocks' matrices and AdamW for the rest
+    muon_lr: float = 0.0 # Muon's peak learning rate (0: lr); its updates are scaled to AdamW's RMS
+    muon_momentum: float = 0.95
+    schedule: str = 'cosine' # cosine: warmup, cosine to min_lr; wsd: warmup, stable at lr, cooldown to min_lr
+    cooldown: float = 0.2 # wsd: the fraction of the run that decays to min_lr
+    cooldown_shape: str = 'linear' # wsd: linear, or sqrt (1 − √t: stays high longer, then falls fast)
+    max_minutes: float = 0.0 # a time budget for the run (across resumes): the schedule is fitted to end in it; 0: none
     grad_clip: float = 1.0 # max global gradient norm; 0 disables clipping
     device: str = 'auto' # auto (mps → cuda → cpu), mps, cuda, cuda:1, cpu
     precision: str = 'auto' # auto, fp16 (autocast + GradScaler), bf16 (autocast), fp32
@@ -80,6 +87,15 @@ class TrainConfig:
         if self.precision not in ('auto', 'fp16', 'bf16', 'fp32'):
             raise ValueError(f"precision must be auto, fp16, bf16 or fp32, got {self.precision!r}")
         if not 0 <= self.min_lr <= self.lr: raise ValueError(f"need 0 ≤ min_lr ≤ lr, got {self.min_lr} and {self.lr}")
+        for name, allowed in (('optimizer', ('adamw', 'muon')), ('schedule', ('cosine', 'wsd')),
+                              ('cooldown_shape', ('linear', 'sqrt'))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be {' or '.join(allowed)}, got {getattr(self, name)!r}")
+        if not 0 < self.cooldown <= 1: raise ValueError(f"cooldown is a fraction of the run in (0, 1], got {self.cooldown}")
+        if self.optimizer == 'muon' and self.fsdp:
+            raise ValueError("optimizer=muon with fsdp=true: Muon orthogonalises whole matrices and FSDP splits them "
+                             "across processes; use DDP (fsdp=false) or optimizer=adamw")
+        if self.max_minutes < 0: raise ValueError(f"max_minutes must be ≥ 0 (0: no budget), got {self.max_minutes}")
         if self.warmup_steps < 0: raise ValueError(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
         if not 0 <= self.mps_memory_fraction <= 2:
             raise ValueError(f"mps_memory_fraction must be in [0, 2] (0: PyTorch's default), got {self.mps_memory_fraction}")
@@ -171,19 +187,50 @@ def pick_precision(device: str = 'auto', precision: str = 'auto', mps_memory_fra
     dtype = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}[precision]
     return Precision(d, dtype, scaler=dtype is torch.float16)
 
+# %% ../nbs/06_train_mps.ipynb #c0352fbb
+class MuonWithAdamW:
+    "`torch.optim.Muon` for the blocks' matrices and AdamW for the rest, stepped, saved and scaled as one optimizer."
+    def __init__(self, hidden: list[nn.Parameter], adamw: torch.optim.AdamW, cfg: TrainConfig):
+        # match_rms_adamw scales each update to AdamW's RMS (0.2·√max(rows, cols)), so Muon's lr reads like AdamW's
+        self.muon = torch.optim.Muon(hidden, lr=cfg.muon_lr or cfg.lr, weight_decay=cfg.weight_decay,
+                                     momentum=cfg.muon_momentum, nesterov=True, adjust_lr_fn='match_rms_adamw')
+        self.adamw = adamw
+        for group in self.muon.param_groups: group['lr_scale'] = (cfg.muon_lr or cfg.lr) / cfg.lr
+
+    @property
+    def param_groups(self) -> list[dict]:
+        "Both optimizers' groups, read afresh: `load_state_dict` replaces an optimizer's group dicts with new ones."
+        return self.muon.param_groups + self.adamw.param_groups
+
+    def step(self):
+        try: self.muon.step()
+        except (NotImplementedError, RuntimeError) as e:
+            device = self.muon.param_groups[0]['params'][0].device
+            if device.type != 'mps': raise
+            raise RuntimeError(f"Muon's Newton–Schulz step failed on MPS ({e}); it multiplies bfloat16 matrices, "
+                               "which needs macOS 14 or newer: upgrade, or train with optimizer=adamw") from e
+        self.adamw.step()
+
+    def zero_grad(self, set_to_none: bool = True):
+        self.muon.zero_grad(set_to_none=set_to_none)
+        self.adamw.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict: return dict(muon=self.muon.state_dict(), adamw=self.adamw.state_dict())
+
+    def load_state_dict(self, state: dict):
+        if set(state) != {'muon', 'adamw'}:
+            raise ValueError("this checkpoint's optimizer state is not Muon + AdamW: resume it with the optimizer "
+                             "it was saved with (see its config.yaml)")
+        self.muon.load_state_dict(state['muon'])
+        self.adamw.load_state_dict(state['adamw'])
+
 # %% ../nbs/06_train_mps.ipynb #684d820e
 def fused_adamw_safe(device_type: str, version: str = torch.__version__) -> bool:
     "Whether fused AdamW honours GradScaler's `found_inf` here: everywhere, except MPS before torch 2.13."
     from torch.torch_version import TorchVersion  # compares '2.12.1+cpu' and '2.13' as versions, as chapter 00 does
     return device_type != 'mps' or TorchVersion(version) >= '2.13'
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device,
-                   fused: bool = True, # the fused kernel where the device has it (FSDP's sharded parameters: foreach)
-                  ) -> torch.optim.AdamW:
-    "AdamW with weight decay on matrices (embedding included) and none on norm gains and biases."
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups = [dict(params=[p for p in params if p.dim() >= 2], weight_decay=cfg.weight_decay),
-              dict(params=[p for p in params if p.dim() < 2], weight_decay=0.0)]
+def _adamw(groups: list[dict], cfg: TrainConfig, device: torch.device, fused: bool) -> torch.optim.AdamW:
     kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=cfg.eps)
     if fused and not fused_adamw_safe(device.type):
         warnings.warn(f"torch {torch.__version__}: fused AdamW on MPS ignores GradScaler's inf checks before 2.13 "
@@ -194,11 +241,40 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device,
         except (RuntimeError, ValueError, TypeError): pass
     return torch.optim.AdamW(groups, foreach=device.type != 'cpu' or not fused, **kw)
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    "Learning rate of optimizer step `step` (0-based): linear warmup, then cosine down to `min_lr`."
-    if step < cfg.warmup_steps: return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min((step - cfg.warmup_steps) / max(cfg.max_steps - cfg.warmup_steps, 1), 1.0)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+def is_hidden_matrix(name: str, p: nn.Parameter) -> bool:
+    "Whether Muon optimises this parameter: a 2-D weight inside a block (not the embedding, head or norm gains)."
+    return p.dim() == 2 and name.startswith('blocks.')
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device,
+                   fused: bool = True, # the fused AdamW kernel where the device has it (FSDP's sharded parameters: foreach)
+                  ):
+    "AdamW (or Muon + AdamW) with weight decay on matrices (embedding included), none on norm gains and biases."
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if cfg.optimizer == 'muon':
+        hidden = [p for n, p in named if is_hidden_matrix(n, p)]
+        rest = [(n, p) for n, p in named if not is_hidden_matrix(n, p)]
+        adamw = _adamw([dict(params=[p for _, p in rest if p.dim() >= 2], weight_decay=cfg.weight_decay),
+                        dict(params=[p for _, p in rest if p.dim() < 2], weight_decay=0.0)], cfg, device, fused)
+        return MuonWithAdamW(hidden, adamw, cfg)
+    return _adamw([dict(params=[p for _, p in named if p.dim() >= 2], weight_decay=cfg.weight_decay),
+                   dict(params=[p for _, p in named if p.dim() < 2], weight_decay=0.0)], cfg, device, fused)
+
+# %% ../nbs/06_train_mps.ipynb #fae4e958
+def lr_at(step: int, cfg: TrainConfig,
+          horizon: int | None = None, # the step the schedule ends at (default: max_steps; a time budget fits it)
+         ) -> float:
+    "Learning rate of optimizer step `step` (0-based): linear warmup, then cosine, or WSD's plateau and cooldown."
+    horizon = horizon or cfg.max_steps
+    warmup = min(cfg.warmup_steps, horizon // 2)  # a short budget still gets a stable phase or a decay
+    if step < warmup: return cfg.lr * (step + 1) / warmup
+    if cfg.schedule == 'cosine':
+        progress = min((step - warmup) / max(horizon - warmup, 1), 1.0)
+        return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+    cooldown = max(round(cfg.cooldown * horizon), 1)
+    left = max(horizon - 1 - step, 0) / cooldown  # 1 where the cooldown begins, 0 at the last step
+    if left >= 1: return cfg.lr
+    shape = left if cfg.cooldown_shape == 'linear' else 1 - math.sqrt(1 - left)
+    return cfg.min_lr + (cfg.lr - cfg.min_lr) * shape
 
 # %% ../nbs/06_train_mps.ipynb #24921d33
 def save_checkpoint(out_dir, # the run folder; the checkpoint goes to out_dir/checkpoints/step-NNNNNNN
@@ -275,7 +351,7 @@ def accumulate_gradients(model: nn.Module, x: Tensor, y: Tensor, micro_batch: in
 def train_step(model, optimizer, x, y, micro_batch: int, precision: Precision, cfg: TrainConfig, lr: float,
                scaler=None, before_micro_batch=None, log=print) -> tuple[dict, int]:
     "One optimizer step on batch (x, y), halving the micro-batch on out-of-memory; returns (stats, micro_batch)."
-    for group in optimizer.param_groups: group['lr'] = lr
+    for group in optimizer.param_groups: group['lr'] = lr * group.get('lr_scale', 1.0)  # Muon's own peak
     while True:
         try:
             loss = accumulate_gradients(model, x, y, micro_batch, precision, scaler, before_micro_batch)
@@ -307,6 +383,60 @@ def train_step(model, optimizer, x, y, micro_batch: int, precision: Precision, c
     else: stats['skipped'] = 'nonfinite'
     optimizer.zero_grad(set_to_none=True)
     return stats, micro_batch
+
+# %% ../nbs/06_train_mps.ipynb #cf1ddcf9
+class TimeBudget:
+    "A run's clock: training seconds across resumes, the horizon a time budget buys, and this session's pause."
+    def __init__(self, cfg: TrainConfig, state: dict, # the run's counters: `seconds` and `horizon` are kept there
+                 pause_after: float | None = None, # seconds this session may run; None: no pause
+                 world: int = 1, device='cpu', clock=time.perf_counter,
+                 began: float | None = None, # `clock()` when the session started (default: now)
+                ):
+        self.cfg, self.state, self.pause_after, self.world, self.device = cfg, state, pause_after, world, device
+        self.clock, self.began, self.spent_before = clock, clock() if began is None else began, state['seconds']
+        self.reserve = dict(eval=0.0, checkpoint=0.0)  # the last evaluation and checkpoint: the run must end with both
+        self.mark = None  # (time, step) where this session's step timing starts
+        self.last, self.recent = None, None  # the previous step's time; a moving average of step times
+        if not cfg.max_minutes or not state['step']: state['horizon'] = cfg.max_steps  # max_steps may have changed
+        else:  # a resumed budget: refit from the run's own pace so far
+            state['horizon'] = self.fit(state['seconds'] / state['step'])
+
+    def spent(self) -> float: return self.spent_before + self.clock() - self.began
+
+    def fit(self, seconds_per_step: float) -> int:
+        "The last step the budget buys at this pace, after the final evaluation and checkpoint."
+        left = self.cfg.max_minutes * 60 - self.spent() - sum(self.reserve.values())
+        return min(self.cfg.max_steps, self.state['step'] + max(int(left / max(seconds_per_step, 1e-9)), 0))
+
+    @contextmanager
+    def timed(self, what: str):
+        t = self.clock(); yield
+        self.reserve[what] = self.clock() - t
+
+    def after_step(self) -> bool:
+        "Update the counters and the horizon after a step; whether this session stops now (its budget or pause)."
+        s = self.state
+        s['seconds'] = self.spent()
+        if self.cfg.max_minutes:  # refit after every step: a slower machine moves the end before the clock runs out
+            if self.mark is None:
+                if s['step'] % self.cfg.log_steps == 0: self.mark = (self.clock(), s['step'])  # after compile, warm-up
+            elif s['step'] > self.mark[1]:
+                now = self.clock()
+                step_time = now - (self.mark[0] if self.last is None else self.last)
+                self.recent = step_time if self.recent is None else 0.9 * self.recent + 0.1 * step_time
+                # the slower of the session's mean pace and the recent one: a machine that slows down ends on time
+                fitted = self.fit(max((now - self.mark[0]) / (s['step'] - self.mark[1]), self.recent))
+                cooling = s['step'] >= s['horizon'] * (1 - self.cfg.cooldown)  # the decay runs only downhill
+                s['horizon'] = min(fitted, s['horizon']) if cooling else fitted
+            self.last = self.clock()
+        paused = self.pause_after is not None and self.clock() - self.began >= self.pause_after
+        if self.cfg.max_minutes and s['seconds'] >= self.cfg.max_minutes * 60: s['horizon'] = s['step']  # a hard stop
+        if self.world > 1 and (self.cfg.max_minutes or self.pause_after is not None):
+            # processes that disagreed would wait for each other forever: rank 0's clock decides for all
+            agreed = torch.tensor([float(s['horizon']), float(paused)], device=self.device)
+            dist.broadcast(agreed, 0)
+            s['horizon'], paused = int(agreed[0]), bool(agreed[1])
+        return paused or s['step'] >= s['horizon']
 
 # %% ../nbs/06_train_mps.ipynb #c58420a3
 def memory_in_use(device: torch.device) -> float:
@@ -388,11 +518,12 @@ def _load_full_state(model: nn.Module, optimizer, ckpt, saved: dict, cfg: KoLLMC
 def train(cfg: TrainConfig, resume: bool = False, # continue from the newest complete checkpoint in cfg.out_dir
           progress: bool = True, log=print,
           before_micro_batch=None, # called with each micro-batch's size before its forward (tests inject OOMs here)
-          max_seconds: float | None = None, # stop early, evaluated and checkpointed, after this long; `resume` goes on
+          pause_after: float | None = None, # stop this session after so many seconds (evaluated, checkpointed); `resume` goes on
+          clock=time.perf_counter, # seconds as a float (tests pass a fake clock to make a time budget deterministic)
          ) -> dict:
     "Train (or resume) the run `cfg` describes; return its final state and figures."
     from tqdm.auto import tqdm
-    began = time.perf_counter()
+    began = clock()
     out = Path(cfg.out_dir); out.mkdir(parents=True, exist_ok=True)
     rank, world = init_distributed(cfg.device)
     main = rank == 0  # only the first process logs, evaluates and writes
@@ -422,7 +553,8 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     valid_windows = TokenWindows(valid_tokens, cfg.seq_len)
     valid_loader = TokenLoader(valid_windows, min(cfg.batch_size, len(valid_windows)), shuffle=False, num_workers=0)
     valid = list(islice(valid_loader, min(cfg.eval_batches, valid_loader.batches_per_epoch)))
-    state = dict(step=0, micro_batch=cfg.batch_size, nonfinite=0, nonfinite_in_a_row=0, overflow=0, tokens=0)
+    state = dict(step=0, micro_batch=cfg.batch_size, nonfinite=0, nonfinite_in_a_row=0, overflow=0, tokens=0,
+                 seconds=0.0, horizon=cfg.max_steps)
     if resume and (ckpts := list_checkpoints(out)):
         saved = load_state(ckpts[-1])
         if sharded: _load_full_state(model, optimizer, ckpts[-1], saved, mcfg)
@@ -465,19 +597,20 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
             optimizer=opt_state, scaler=scaler.state_dict() if scaler else None,
             loader=loader.state_dict()), keep=cfg.keep_checkpoints)
         if world > 1: dist.barrier()  # nobody resumes, or reads the checkpoint, before it exists
+    budget = TimeBudget(cfg, state, pause_after, world, precision.device, clock, began)
     if state['step'] == 0 and (main or sharded):  # FSDP's forward needs every rank
-        val = evaluate(model, valid, precision)
+        with budget.timed('eval'): val = evaluate(model, valid, precision)
         record(step=0, val_loss=val, val_ppl=math.exp(min(val, 50)), tokens=0)
-    bar = tqdm(total=cfg.max_steps, initial=state['step'], disable=not (progress and main), desc='train', dynamic_ncols=True)
+    bar = tqdm(total=state['horizon'], initial=state['step'], disable=not (progress and main), desc='train', dynamic_ncols=True)
     val = None
     batches, window = iter(loader), []
-    tick = time.perf_counter()
+    tick = clock()
     try:
-        while state['step'] < cfg.max_steps:
+        while state['step'] < state['horizon']:
             x, y = next(batches)
             step_tokens = x.numel()
             if world > 1: x, y = x.chunk(world)[rank], y.chunk(world)[rank]
-            lr = lr_at(state['step'], cfg)
+            lr = lr_at(state['step'], cfg, state['horizon'])
             try:
                 stats, state['micro_batch'] = train_step(forward, optimizer, x, y, state['micro_batch'], precision, cfg,
                                                          lr, scaler, before_micro_batch, log)
@@ -500,26 +633,32 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
                 state['nonfinite_in_a_row'] = 0
                 state['overflow'] += stats['skipped'] == 'overflow'
             window.append(stats['loss'])
-            last = state['step'] == cfg.max_steps or out_of_time(began, max_seconds, world, precision.device)
+            last = budget.after_step()
+            bar.total = state['horizon']
             if state['step'] % cfg.log_steps == 0 or last:
-                elapsed, tick = time.perf_counter() - tick, time.perf_counter()
+                elapsed, tick = clock() - tick, clock()
                 finite = [l for l in window if math.isfinite(l)]
                 row = dict(step=state['step'], loss=sum(finite) / len(finite) if finite else float('nan'), lr=lr,
                            grad_norm=stats['grad_norm'], tokens=state['tokens'],
                            tokens_per_s=len(window) * step_tokens / elapsed, memory_gb=memory_in_use(precision.device),
-                           micro_batch=state['micro_batch'], skipped=state['nonfinite'], overflow=state['overflow'])
+                           micro_batch=state['micro_batch'], skipped=state['nonfinite'], overflow=state['overflow'],
+                           horizon=state['horizon'], seconds=round(state['seconds'], 3))
                 record(**row); window = []
                 bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f'{lr:.2e}', tok_s=f"{row['tokens_per_s']:,.0f}",
                                 mem=f"{row['memory_gb']:.1f}GB", refresh=False)
             if (main or sharded) and (state['step'] % cfg.eval_steps == 0 or last):
-                val = evaluate(model, valid, precision)
+                with budget.timed('eval'): val = evaluate(model, valid, precision)
                 record(step=state['step'], val_loss=val, val_ppl=math.exp(min(val, 50)), tokens=state['tokens'])
                 bar.set_description(f'train (val {val:.3f})')
-            if state['step'] % cfg.save_steps == 0 or last: checkpoint()
+            if state['step'] % cfg.save_steps == 0 or last:
+                with budget.timed('checkpoint'): checkpoint()
             bar.update(1)
-            if last and state['step'] < cfg.max_steps:
-                log(f"time budget of {max_seconds:.0f} s spent: stopped at step {state['step']} with a checkpoint")
+            if last and state['step'] < state['horizon']:
+                log(f"paused after {pause_after:.0f} s at step {state['step']} with a checkpoint; --resume goes on")
                 break
+            if last and state['step'] < cfg.max_steps:
+                log(f"the time budget of {cfg.max_minutes:g} min is spent: ended at step {state['step']} at lr {lr:.2e}, "
+                    "evaluated and checkpointed")
     finally:
         bar.close()
         if metrics: metrics.close()
@@ -527,19 +666,7 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     if world > 1: dist.destroy_process_group()
     if val is None and main: val = last_val_loss(out / 'metrics.jsonl')  # resumed a finished run: its final evaluation
     return dict(state, val_loss=val, rank=rank, checkpoint=str(list_checkpoints(out)[-1]), precision=precision.name,
-                device=str(precision.device), world_size=world, stopped_early=state['step'] < cfg.max_steps)
-
-def out_of_time(began: float, # `time.perf_counter()` when the run started
-                max_seconds: float | None, # the budget; None: never
-                world: int, device) -> bool:
-    "Whether the time budget is spent; under torchrun rank 0's clock decides for every process."
-    if max_seconds is None: return False
-    over = time.perf_counter() - began >= max_seconds
-    if world > 1:  # processes that disagreed would wait for each other forever; one process needs no device round trip
-        flag = torch.tensor(float(over), device=device)
-        dist.broadcast(flag, 0)
-        over = bool(flag)
-    return over
+                device=str(precision.device), world_size=world, stopped_early=state['step'] < state['horizon'])
 
 # %% ../nbs/06_train_mps.ipynb #3e6db1b4
 def plot_metrics(run_dir, ax=None):
@@ -772,14 +899,16 @@ def kollm_train(overrides: Param("config overrides as key=value, e.g. lr=3e-4 ma
                 resume: bool = False, # continue from the newest complete checkpoint in out_dir
                 average: int = 0, # at the end, also write the mean of the last N checkpoints to out_dir/averaged
                 quiet: bool = False, # no progress bar
-                max_minutes: float = 0, # stop early (evaluated, checkpointed) after this many minutes; 0: no limit; --resume goes on
+                max_minutes: float = 0, # the run's time budget: the schedule is fitted to end, annealed, in it; 0: max_steps
+                pause_after: float = 0, # stop this session after so many minutes, checkpointed; --resume goes on; 0: never
                ):
     "Train a KoLLM model on token shards: mixed precision, exact resume, OOM-adaptive accumulation, metrics.jsonl."
-    cfg = load_train_config(config, overrides or [])
+    cfg = load_train_config(config, [*(overrides or []), *([f'max_minutes={max_minutes}'] if max_minutes else [])])
     m = cfg.model_config()
     print(f"{config}: {count_parameters(m) / 1e6:.2f}M parameters, {cfg.tokens_per_step:,} tokens/step, "
-          f"{cfg.max_steps:,} steps → {cfg.out_dir}")
-    result = train(cfg, resume=resume, progress=not quiet, max_seconds=max_minutes * 60 or None)
+          + (f"a budget of {cfg.max_minutes:g} minutes" if cfg.max_minutes else f"{cfg.max_steps:,} steps")
+          + f", {cfg.optimizer} + {cfg.schedule} → {cfg.out_dir}")
+    result = train(cfg, resume=resume, progress=not quiet, pause_after=pause_after * 60 or None)
     if result['rank'] != 0: return  # under torchrun, rank 0 reports (and averages) for every process
     val = result['val_loss']
     score = 'no validation loss' if val is None else f"validation loss {val:.4f} (perplexity {math.exp(val):.2f})"

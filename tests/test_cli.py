@@ -12,6 +12,7 @@ import pytest
 from fastcore.script import anno_parser
 
 from kollm.data import embedded_corpus
+from kollm.train import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ['kollm_smoke', 'kollm_prepare', 'kollm_tokenizer', 'kollm_tokenize', 'kollm_train', 'kollm_plan',
@@ -119,6 +120,21 @@ def test_train_resume_of_a_finished_run(run):
     done = cli('kollm_train', *train_args(run['dir']), '--resume', check=False)
     assert done.returncode == 0, done.stderr
     assert 'step 4' in done.stdout, done.stdout
+
+def test_train_time_budget(run):
+    "`--max_minutes`: the schedule is fitted to the budget, so the run ends annealed and evaluated, not cut off."
+    d = run['dir'] / 'run-budget'
+    done = cli('kollm_train', *train_args(run['dir'], 'max_steps=100000', f'out_dir={d}', 'schedule=wsd',
+                                          'save_steps=100000', 'eval_steps=100000'), '--max_minutes', 0.15)
+    assert 'the time budget of 0.15 min is spent' in done.stdout, done.stdout
+    rows = [json.loads(l) for l in (d / 'metrics.jsonl').read_text().splitlines()]
+    steps, evals = [r for r in rows if 'lr' in r], [r for r in rows if 'val_loss' in r]
+    last = steps[-1]
+    assert 10 < last['step'] == last['horizon'] < 100000, last
+    tiny = load_train_config('cpu_tiny')
+    assert last['lr'] < tiny.min_lr + 0.25 * (tiny.lr - tiny.min_lr), steps[-5:]  # well into the cooldown
+    assert evals[-1]['step'] == last['step'], evals  # and evaluated at its end
+    assert [c.name for c in (d / 'checkpoints').iterdir()] == [f"step-{last['step']:07d}"]
 
 def test_plan(background):
     printed = finished(background['plan'])
