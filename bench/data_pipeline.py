@@ -2,10 +2,13 @@
 implementation before issue 16 (or any git revision) in the same run.
 
 Measures, in one run:
-- `prepare` MB/s (raw input bytes) with 1 and 2 worker processes, this tree and the baseline revision in paired
-  rounds (the order alternating), with the median of the per-round ratios and its range;
-- MB/s per stage of this tree in one process: reading (the readers alone), cleaning (normalise, mask, filter,
-  hash and sign: what workers do), and the main process's dedup, split and writes (the rest);
+- `prepare` MB/s (raw input bytes) with 1 and 2 workers, this tree and the baseline revision in paired rounds (the
+  order alternating), with the median of the per-round ratios and its range. This tree's `prepare` is a datatrove
+  pipeline: workers=1 runs its tasks in this process, workers=2 in two forked processes; the baseline's workers=N
+  is N pool processes beside the main process, which deduplicates and writes;
+- how this tree scales with tasks at 2 workers (2, 4, 8 tasks);
+- MB/s per pipeline step of this tree in one process (ReadSources, CleanKorean, SignDocuments, WriteSigned: stage 1,
+  which runs in tasks × workers; DeduplicateAndSplit: stage 2, one task), and the stage-1 ceiling on 2 cores;
 - SentencePiece training time (32k BPE; with --compare also unigram) and compression on the valid split;
 - `tokenize_text` MB/s with 1 and 2 threads;
 - end to end (prepare with 2 workers + tokenize with 2 threads) for both trees, against the goal of 5 MB/s;
@@ -85,24 +88,35 @@ for workers in (1, 2):
     row(f'prepare, {workers} worker(s): speed-up over baseline', statistics.median(ratios), '×', spread(ratios))
 print(current_report.table().T.to_string())
 
-# 2. stages of this tree in one process: read, clean (the workers' share), the rest (dedup, split, writes)
-docs, start = [], time.perf_counter()
-for path in files:
-    fmt = current.detect_format(path)
-    docs += current.read_file(path, fmt, path.name.split('.')[0], current.Report())
-read_s = time.perf_counter() - start
-near = current.NearDuplicates(0.8)
+for tasks in (2, 4, 8):
+    start = time.perf_counter()
+    current.prepare(files, out / 'processed-tasks', workers=2, tasks=tasks, progress=False)
+    row(f'prepare, 2 workers, {tasks} tasks, this tree', raw_mb / (time.perf_counter() - start), 'MB/s', 'one round')
+    current.remove_path(out / 'processed-tasks')
+
+# 2. the pipeline's steps in one process: stage 1 (read, clean, sign, write) and stage 2 (dedup, split, write)
+work = out / 'steps-work'
+current.remove_path(work)
+step_s, data = {}, None
+for step in (current.ReadSources(files, work), current.CleanKorean(work), current.SignDocuments(0.8)):
+    start = time.perf_counter()
+    data = list(step.run(iter(data) if data is not None else None, 0, 1))
+    step_s[step.__class__.__name__] = time.perf_counter() - start
 start = time.perf_counter()
-for i in range(0, len(docs), 256):
-    current._clean_batch([(d.source, d.text) for d in docs[i:i + 256]], {}, near)
-clean_s = time.perf_counter() - start
-inprocess_s, _ = timed_prepare(current, 0, out / 'processed-inprocess')
-row('prepare, in-process (workers=0), this tree', raw_mb / inprocess_s, 'MB/s')
-row('stage: read (readers alone)', raw_mb / read_s, 'MB/s', f'{len(docs):,} documents in {read_s:.1f} s')
-row('stage: clean, mask, filter, sign (per worker)', raw_mb / clean_s, 'MB/s', f'{clean_s:.1f} s')
-row('stage: dedup, split, write (main process)', raw_mb / max(inprocess_s - read_s - clean_s, 1e-9), 'MB/s',
-    'prepare in-process minus the two stages above')
-del docs
+current.WriteSigned(work).run(iter(data), 0, 1)
+step_s['WriteSigned'] = time.perf_counter() - start
+del data
+start = time.perf_counter()
+current.DeduplicateAndSplit(out / 'processed-steps', work, len(files)).run()
+step_s['DeduplicateAndSplit'] = time.perf_counter() - start
+for name, s in step_s.items():
+    row(f'step: {name} (one core)', raw_mb / s, 'MB/s', f'{s:.1f} s')
+stage1_s = sum(v for k, v in step_s.items() if k != 'DeduplicateAndSplit')
+row('stage 1 ceiling on 2 cores (perfect split)', 2 * raw_mb / stage1_s, 'MB/s', 'then stage 2 runs alone')
+row('prepare ceiling on 2 cores (stage 1 split, stage 2 after)', raw_mb / (stage1_s / 2 + step_s['DeduplicateAndSplit']),
+    'MB/s', 'no start-up or imbalance')
+current.remove_path(work)
+current.remove_path(out / 'processed-steps')
 
 # 3. tokenizer and tokenization (unchanged by issue 16: one measurement serves both trees)
 processed = out / 'processed-current'

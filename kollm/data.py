@@ -4,28 +4,33 @@
 
 # %% auto #0
 __all__ = ['DECODERS', 'MODU_PARTS', 'READERS', 'NEAR_DUP_MIN_CHARS', 'NEAR_DUP_SHINGLE', 'VERIFY_MAX_CHARS', 'PREPARE_OUTPUTS',
-           'SPECIAL_IDS', 'Document', 'Report', 'DecodedStream', 'open_binary', 'damage_of', 'open_source', 'read_head',
-           'detect_encoding', 'decode_line', 'decode_text', 'iter_lines', 'read_text', 'read_jsonl', 'tidy_lines',
-           'strip_wikitext', 'read_wikipedia', 'strip_namumark', 'read_namuwiki', 'read_modu', 'read_aihub',
-           'boilerplate_rule', 'remove_boilerplate', 'read_wet', 'detect_format', 'iter_files', 'normalize_text',
-           'mask_pii', 'hangul_share', 'repetition', 'doc_hash', 'minhash', 'lsh_bands', 'band_keys', 'shingle_jaccard',
-           'NearDuplicates', 'is_valid_split', 'remove_path', 'atomic_path', 'write_atomic', 'clean_document',
-           'read_file', 'default_start_method', 'prepare', 'embedded_corpus', 'iter_lines_of', 'sample_lines',
-           'train_tokenizer', 'load_tokenizer', 'tokenizer_hash', 'compression', 'iter_documents', 'token_dtype',
-           'tokenize_text', 'TokenShards', 'TokenWindows', 'TokenLoader', 'kollm_prepare', 'kollm_tokenizer',
-           'kollm_tokenize']
+           'EXECUTORS', 'SPECIAL_IDS', 'Document', 'Report', 'DecodedStream', 'open_binary', 'damage_of', 'open_source',
+           'read_head', 'detect_encoding', 'decode_line', 'decode_text', 'iter_lines', 'read_text', 'read_jsonl',
+           'tidy_lines', 'strip_wikitext', 'read_wikipedia', 'strip_namumark', 'read_namuwiki', 'read_modu',
+           'read_aihub', 'boilerplate_rule', 'remove_boilerplate', 'read_wet', 'detect_format', 'iter_files',
+           'normalize_text', 'mask_pii', 'hangul_share', 'repetition', 'doc_hash', 'minhash', 'lsh_bands', 'band_keys',
+           'shingle_jaccard', 'NearDuplicates', 'is_valid_split', 'remove_path', 'atomic_path', 'write_atomic',
+           'clean_document', 'read_file', 'default_start_method', 'balance_files', 'source_name', 'ReadSources',
+           'CleanKorean', 'SignDocuments', 'WriteSigned', 'read_signed', 'merge_reports', 'DeduplicateAndSplit',
+           'prepare_stages', 'make_executors', 'run_stamp', 'work_folder', 'prepare', 'embedded_corpus',
+           'iter_lines_of', 'sample_lines', 'train_tokenizer', 'load_tokenizer', 'tokenizer_hash', 'compression',
+           'iter_documents', 'token_dtype', 'tokenize_text', 'TokenShards', 'TokenWindows', 'TokenLoader',
+           'kollm_prepare', 'kollm_tokenizer', 'kollm_tokenize']
 
 # %% ../nbs/05_data.ipynb #a4d232ab
-import bz2, hashlib, io, json, lzma, os, re, shutil, sys, unicodedata, zlib
+import bz2, hashlib, io, json, lzma, os, pickle, re, shutil, sys, unicodedata, zlib
 from collections import Counter, defaultdict
-from contextlib import contextmanager
-from functools import partial
+from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import ftfy
 import numpy as np
+from datatrove.data import Document as TroveDocument
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.base import PipelineStep
+from datatrove.utils.logging import setup_default_logger
 from fastcore.script import call_parse
 
 # %% ../nbs/05_data.ipynb #af2e8136
@@ -100,6 +105,14 @@ class Report:
 
     def save(self, path):
         write_atomic(path, json.dumps(self.to_dict(), ensure_ascii=False, indent=1))
+
+    @classmethod
+    def load(cls, path) -> 'Report':
+        "A report saved by `save` (one task's, or a whole run's `report.json`)."
+        saved, report = json.loads(Path(path).read_text(encoding='utf-8')), cls()
+        for src, c in saved['sources'].items(): report.counts[src].update(c)
+        report.problems = [(p['source'], p['file'], p['message'], p['position']) for p in saved['problems']]
+        return report
 
     def table(self):
         "The report as a pandas DataFrame: one row per source (and a total), documents by outcome."
@@ -673,13 +686,16 @@ def hangul_share(text: str) -> float:
         hangul = sum(int(((cps >= lo) & (cps <= hi)).sum()) for lo, hi in _HANGUL_RANGES)
     return hangul / letters if letters else 0.0
 
-def _shingle_hashes(text: str, shingle: int) -> np.ndarray:
-    "Distinct 64-bit hashes of the character `shingle`-grams of `text` (a polynomial hash over code points)."
+def _shingle_hashes(text: str, shingle: int, distinct: bool = True) -> np.ndarray:
+    "64-bit hashes of the character `shingle`-grams of `text` (a polynomial hash over code points), sorted and distinct."
     cps = np.frombuffer(text.encode('utf-32-le'), dtype=np.uint32).astype(np.uint64)
     n = max(len(cps) - shingle + 1, 1)
     h = np.zeros(n, dtype=np.uint64)
     for j in range(min(shingle, len(cps))): h = h * np.uint64(0x100000001B3) + cps[j:j + n]  # wraps mod 2**64
-    return np.unique(h * np.uint64(0x9E3779B97F4A7C15))  # one multiply spreads the bits over the word
+    h *= np.uint64(0x9E3779B97F4A7C15)  # one multiply spreads the bits over the word
+    if not distinct: return h
+    h.sort()  # SIMD sort, then drop repeats: several times faster than np.unique's hash table on these sizes
+    return h[np.concatenate(([True], h[1:] != h[:-1]))]
 
 def repetition(text: str, n: int = 10) -> float:
     "Fraction of repeated character n-grams: 0 for text that never repeats itself, near 1 for spam."
@@ -707,9 +723,9 @@ def minhash(text: str, num_perm: int = 128, shingle: int = NEAR_DUP_SHINGLE) -> 
                             rng.integers(0, 2**64, num_perm, dtype=np.uint64))
     a, b = _PERMS[num_perm]
     sig = np.full(num_perm, 2**64 - 1, dtype=np.uint64)
-    hashes = _shingle_hashes(text, shingle)
-    for i in range(0, len(hashes), 4096):  # chunks bound the temporary (chunk × num_perm) array
-        h = hashes[i:i + 4096, None] * a
+    hashes = _shingle_hashes(text, shingle, distinct=False)  # a repeated shingle cannot change a minimum
+    for i in range(0, len(hashes), 512):  # chunks keep the temporary (chunk × num_perm) array in the L2 cache
+        h = hashes[i:i + 512, None] * a
         h += b  # in place: one temporary, not three
         np.minimum(sig, h.min(axis=0), out=sig)
     return (sig >> np.uint64(32)).astype(np.uint32)  # the top bits of the minimum = the minimum of the top bits
@@ -834,15 +850,6 @@ def _clean_batch(batch, kw, near: NearDuplicates | None):
     return out
 
 # %% ../nbs/05_data.ipynb #2f478b29
-def _batches(docs: Iterator[Document], size: int):
-    batch = []
-    for d in docs:
-        batch.append((d.source, d.text))
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch: yield batch
-
 def read_file(path, fmt: str, source: str, report: Report) -> Iterator[Document]:
     "The documents of one file; an error of its reader ends this file only and is filed with the position."
     n, last = 0, ''
@@ -860,21 +867,20 @@ def read_file(path, fmt: str, source: str, report: Report) -> Iterator[Document]
         report.problem(source, path, f"nothing usable was read as {fmt!r}{because}")
 
 class _Splits:
-    "The main process's share: exact and near dedup (they need the global view), the split, and the writes."
+    "The one-task stage's share: exact and near dedup (they need the global view), the split, and the writes."
     def __init__(self, folder: Path, valid_fraction: float, near: 'NearDuplicates | None'):
         self.files = {s: open(folder / f'{s}.txt', 'w', encoding='utf-8') for s in ('train', 'valid')}
         self.valid_fraction, self.near, self.seen, self.kept = valid_fraction, near, set(), 0
 
-    def add(self, report: Report, src, n_chars, clean, reason, pii, digest, keys):
-        report.read(src, n_chars)
-        for kind, n in pii.items(): report.note(src, f'pii_{kind}', n)
-        if clean is None: return report.drop(src, reason, n_chars)
-        if digest in self.seen: return report.drop(src, 'exact_duplicate', n_chars)
+    def add(self, report: Report, source: str, n_chars: int, clean: str, digest: bytes, signature):
+        "File one cleaned document: dropped as a copy of one kept before, or written to its split."
+        if digest in self.seen: return report.drop(source, 'exact_duplicate', n_chars)
         self.seen.add(digest)
-        if keys is not None and self.near.seen(clean, *keys): return report.drop(src, 'near_duplicate', n_chars)
+        if signature is not None and self.near.seen(clean, *signature):
+            return report.drop(source, 'near_duplicate', n_chars)
         split = 'valid' if is_valid_split(digest, self.valid_fraction) else 'train'
         self.files[split].write(clean + '\n\n')
-        report.keep(src, len(clean), split)
+        report.keep(source, len(clean), split)
         self.kept += 1
 
     def close(self):
@@ -884,17 +890,214 @@ def default_start_method() -> str:
     "fork on Linux (cheap); spawn elsewhere: fork is unsafe on macOS (its system frameworks) and absent on Windows."
     return 'fork' if sys.platform.startswith('linux') else 'spawn'
 
-# %% ../nbs/05_data.ipynb #c117886b
-def _prepare_file(path: Path, fmt: str, clean_batch, pool, splits: _Splits, report: Report, batch_size: int):
-    "Read one file, clean its documents (in the pool if there is one) and hand them to `splits`."
-    source = fmt if fmt not in ('text', 'jsonl') else path.name.split('.')[0]
-    file_report = Report()  # the reader runs in the pool's feeder thread: it gets its own report, merged after
-    batches = _batches(read_file(path, fmt, source, file_report), batch_size)
-    for batch in (pool.imap(clean_batch, batches) if pool else map(clean_batch, batches)):
-        for result in batch: splits.add(report, *result)
-    report.merge(file_report)
+# %% ../nbs/05_data.ipynb #55205445
+def balance_files(sizes: list[int], tasks: int) -> list[list[int]]:
+    "The file indices of each task: largest file first, each to the least loaded task, so tasks finish together."
+    loads, shares = [0] * tasks, [[] for _ in range(tasks)]
+    for i in sorted(range(len(sizes)), key=lambda i: (-sizes[i], i)):
+        task = min(range(tasks), key=lambda t: (loads[t], t))
+        loads[task] += sizes[i]
+        shares[task].append(i)
+    return [sorted(share) for share in shares]
 
+def source_name(path: Path, fmt: str) -> str:
+    "The report's name for the source of `path`: the format, or for plain text and JSONL the file's stem."
+    return fmt if fmt not in ('text', 'jsonl') else path.name.split('.')[0]
+
+class ReadSources(PipelineStep):
+    "Reader: this task's share of the input files, each read by `read_file`; every file's report saved on its own."
+    name, type = 'kollm readers', '📖 - READER'
+
+    def __init__(self, files: list, # every input file of the run, in input order
+                 work_dir, # the run's work folder (reports and intermediate documents)
+                 formats: dict | None = None, # {path: reader name} overrides for `detect_format`
+                ):
+        super().__init__()
+        self.files, self.work_dir, self.formats = [str(f) for f in files], str(work_dir), formats or {}
+        self.sizes = [Path(f).stat().st_size for f in self.files]  # now: a file that vanishes later is its own problem
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1) -> Iterator[TroveDocument]:
+        for index in balance_files(self.sizes, world_size)[rank]:
+            yield from self.read(index)
+
+    def read(self, index: int) -> Iterator[TroveDocument]:
+        path, report = Path(self.files[index]), Report()
+        try: fmt = self.formats.get(str(path)) or detect_format(path)
+        except (ValueError, OSError) as e:  # not a corpus file (notes, scripts), or unreadable: say so, go on
+            report.problem('unknown', path, str(e).removeprefix(f'{path}: '))
+        else:
+            source, n = source_name(path, fmt), 0
+            for n, doc in enumerate(read_file(path, fmt, source, report), 1):
+                report.read(source, len(doc.text))
+                yield TroveDocument(doc.text, doc.id, metadata=dict(source=source, file=index, chars=len(doc.text)))
+            self.stat_update('documents', value=n)
+        report.save(Path(self.work_dir) / 'reports' / f'read-{index:06d}.json')
+
+# %% ../nbs/05_data.ipynb #25661c8f
+class CleanKorean(PipelineStep):
+    "Formatter and filter: `clean_document` on every document; drops counted by reason, PII masks by kind."
+    name, type = 'kollm Korean cleaning, PII masks, quality filters', '🔻 - FILTER'
+
+    def __init__(self, work_dir, min_chars: int = 10, min_hangul: float = 0.5, max_repetition: float = 0.5):
+        super().__init__()
+        self.work_dir, self.kw = str(work_dir), dict(min_chars=min_chars, min_hangul=min_hangul,
+                                                    max_repetition=max_repetition)
+
+    def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[TroveDocument]:
+        report, kept = Report(), 0
+        for doc in data:
+            source, n_chars = doc.metadata['source'], doc.metadata['chars']
+            clean, reason, pii = clean_document(doc.text, **self.kw)
+            for kind, n in pii.items(): report.note(source, f'pii_{kind}', n)
+            if clean is None:
+                report.drop(source, reason, n_chars)
+                continue
+            doc.text, kept = clean, kept + 1
+            yield doc
+        self.stat_update('kept', value=kept)
+        report.save(Path(self.work_dir) / 'reports' / f'clean-{rank:05d}.json')
+
+class SignDocuments(PipelineStep):
+    "What the dedup stage compares, computed where there are many tasks: the exact hash and the MinHash band keys."
+    name, type = 'kollm hash and MinHash signature', '🫂 - DEDUP'
+
+    def __init__(self, near_dup_threshold: float | None = 0.8):
+        super().__init__()
+        self.near = NearDuplicates(near_dup_threshold) if near_dup_threshold else None
+
+    def run(self, data, rank: int = 0, world_size: int = 1) -> Iterator[TroveDocument]:
+        for doc in data:
+            doc.metadata['digest'] = doc_hash(doc.text)
+            long = self.near is not None and len(doc.text) >= NEAR_DUP_MIN_CHARS  # shorter: exact dedup only
+            doc.metadata['signature'] = self.near.signature(doc.text) if long else None
+            yield doc
+
+# %% ../nbs/05_data.ipynb #f141de4b
+_SIGNED_BATCH = 2048  # documents per pickle record: bounded memory on write and on read
+
+class WriteSigned(PipelineStep):
+    "Writer: each input file's signed documents into `work_dir/docs/<file>.pkl`, renamed into place when whole."
+    name, type = 'kollm signed documents', '💽 - WRITER'
+
+    def __init__(self, work_dir):
+        super().__init__()
+        self.work_dir = str(work_dir)
+
+    def run(self, data, rank: int = 0, world_size: int = 1):
+        folder = Path(self.work_dir) / 'docs'
+        folder.mkdir(parents=True, exist_ok=True)
+        f, index, batch = None, None, []
+        try:
+            for doc in data:
+                if doc.metadata['file'] != index:
+                    if f: self._finish(f, batch, folder / f'{index:06d}.pkl')
+                    index, batch = doc.metadata['file'], []
+                    f = open(folder / f'.{index:06d}.pkl.tmp', 'wb')
+                m = doc.metadata
+                batch.append((m['source'], m['chars'], doc.text, m['digest'], m['signature']))
+                if len(batch) == _SIGNED_BATCH:
+                    pickle.dump(batch, f, protocol=pickle.HIGHEST_PROTOCOL)
+                    batch = []
+            if f: self._finish(f, batch, folder / f'{index:06d}.pkl')
+        finally:
+            if f and not f.closed: f.close()  # a failed task leaves only a .tmp file, which its re-run rewrites
+
+    def _finish(self, f, batch: list, path: Path):
+        if batch: pickle.dump(batch, f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.close()
+        os.replace(f.name, path)
+
+def read_signed(path) -> Iterator[tuple]:
+    "The (source, characters read, clean text, hash, signature) records `WriteSigned` wrote for one file."
+    if not Path(path).exists(): return  # a file of which no document survived cleaning
+    with open(path, 'rb') as f:
+        while True:
+            try: batch = pickle.load(f)
+            except EOFError: return
+            yield from batch
+
+# %% ../nbs/05_data.ipynb #9078bbaf
 PREPARE_OUTPUTS = ('train.txt', 'valid.txt', 'report.json')
+
+def merge_reports(work_dir, n_files: int) -> Report:
+    "One report from every task's: the readers' in input order (their problems keep that order), then the rest."
+    folder, report = Path(work_dir) / 'reports', Report()
+    for index in range(n_files): report.merge(Report.load(folder / f'read-{index:06d}.json'))
+    for path in sorted(folder.glob('clean-*.json')): report.merge(Report.load(path))
+    return report
+
+def _nothing_kept(report: Report, n_files: int) -> ValueError:
+    dropped = '; '.join(f'{n} × {r}' for r, n in report.dropped().items()) or 'none'
+    problems = '; '.join(f'{f}: {m}' for _, f, m, _ in report.problems) or 'none'
+    return ValueError(f"no document was kept from {n_files} file(s); dropped: {dropped}; problems: {problems}")
+
+class DeduplicateAndSplit(PipelineStep):
+    "The one-task stage: exact and verified near dedup over all files in input order, the split, the three outputs."
+    name, type = 'kollm exact and verified near dedup, split', '🫂 - DEDUP'
+
+    def __init__(self, out_dir, work_dir, n_files: int, valid_fraction: float = 0.005,
+                 near_dup_threshold: float | None = 0.8):
+        super().__init__()
+        self.out_dir, self.work_dir, self.n_files = str(out_dir), str(work_dir), n_files
+        self.valid_fraction, self.near_dup_threshold = valid_fraction, near_dup_threshold
+
+    def run(self, data=None, rank: int = 0, world_size: int = 1):
+        report, docs = merge_reports(self.work_dir, self.n_files), Path(self.work_dir) / 'docs'
+        near = NearDuplicates(self.near_dup_threshold) if self.near_dup_threshold else None
+        with atomic_path(self.out_dir, folder=True) as tmp:  # the three outputs appear together, or not at all
+            splits = _Splits(tmp, self.valid_fraction, near)
+            try:
+                for index in range(self.n_files):
+                    for record in read_signed(docs / f'{index:06d}.pkl'): splits.add(report, *record)
+            finally: splits.close()
+            if not splits.kept: raise _nothing_kept(report, self.n_files)
+            report.save(tmp / 'report.json')
+        self.stat_update('kept', value=splits.kept)
+
+# %% ../nbs/05_data.ipynb #a5fad2df
+EXECUTORS = ('local', 'slurm', 'ray')
+
+def prepare_stages(files: list, out_dir, work_dir, formats: dict | None = None, valid_fraction: float = 0.005,
+                   min_chars: int = 10, min_hangul: float = 0.5, max_repetition: float = 0.5,
+                   near_dup_threshold: float | None = 0.8) -> tuple[list, list]:
+    "`prepare` as two datatrove pipelines: read, clean, sign and write in many tasks; then dedup and split in one."
+    many = [ReadSources(files, work_dir, formats),
+            CleanKorean(work_dir, min_chars=min_chars, min_hangul=min_hangul, max_repetition=max_repetition),
+            SignDocuments(near_dup_threshold), WriteSigned(work_dir)]
+    one = [DeduplicateAndSplit(out_dir, work_dir, len(files), valid_fraction, near_dup_threshold)]
+    return many, one
+
+def make_executors(stages: tuple[list, list], work_dir,
+                   executor: str = 'local', # 'local' (this machine), 'slurm' or 'ray' (a cluster)
+                   tasks: int = 1, # tasks of the first stage: the unit of sharding and of resuming
+                   workers: int = 1, # tasks at once (local, ray); 1 runs them one after another in this process
+                   start_method: str | None = None, # local workers: 'fork', 'spawn'; default `default_start_method()`
+                   **options, # passed to datatrove's SlurmPipelineExecutor / RayPipelineExecutor (time, partition, …)
+                  ) -> tuple:
+    "The datatrove executors of the two stages, the second depending on the first; `run()` the second to run both."
+    many, one = stages
+    logs = Path(work_dir) / 'logs'
+    if executor == 'local':
+        if options: raise TypeError(f"the local executor takes no {', '.join(options)} (those are Slurm's or Ray's)")
+        method = start_method or default_start_method()
+        first = LocalPipelineExecutor(many, tasks=tasks, workers=workers, logging_dir=str(logs / 'clean'),
+                                      start_method=method)
+        return first, LocalPipelineExecutor(one, tasks=1, workers=1, logging_dir=str(logs / 'dedup'), depends=first)
+    if executor == 'slurm':
+        from datatrove.executor import SlurmPipelineExecutor
+        first = SlurmPipelineExecutor(many, tasks=tasks, logging_dir=str(logs / 'clean'), job_name='kollm_clean',
+                                      **options)
+        return first, SlurmPipelineExecutor(one, tasks=1, logging_dir=str(logs / 'dedup'), job_name='kollm_dedup',
+                                            depends=first, **options)
+    if executor == 'ray':
+        from datatrove.executor import RayPipelineExecutor
+        first = RayPipelineExecutor(many, tasks=tasks, workers=workers, logging_dir=str(logs / 'clean'), **options)
+        return first, RayPipelineExecutor(one, tasks=1, workers=1, logging_dir=str(logs / 'dedup'), depends=first,
+                                          **options)
+    raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+
+# %% ../nbs/05_data.ipynb #c117886b
+_WORK_STAMP = 'kollm-run.json'
 
 def _check_out_dir(out_dir: Path):
     "Refuse an output folder that holds anything but a previous run's outputs: it is replaced as a whole."
@@ -905,50 +1108,58 @@ def _check_out_dir(out_dir: Path):
         raise ValueError(f"{out_dir} holds {listed}: prepare replaces its output folder as a whole, "
                          f"so give it a folder of its own (new, empty, or a previous run's)")
 
+def run_stamp(files: list, settings: dict) -> str:
+    "What makes two runs the same run: the input files (path, size, modification time) and every setting."
+    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in map(Path, files)]
+    return json.dumps(dict(files=stats, **settings), sort_keys=True, default=str)
+
+def work_folder(path, stamp: str) -> Path:
+    "The run's work folder: kept if a killed run with the same `stamp` left it (to resume), else started afresh."
+    path = Path(path)
+    saved = path / _WORK_STAMP
+    if path.exists() and any(path.iterdir()) and not saved.exists():
+        raise ValueError(f"{path} holds files that are not a kollm run's: give the work folder a place of its own")
+    if saved.exists() and saved.read_text(encoding='utf-8') != stamp: remove_path(path)  # another run's: start over
+    path.mkdir(parents=True, exist_ok=True)
+    if not saved.exists(): write_atomic(saved, stamp)
+    return path
+
 def prepare(inputs: Iterable, # files or folders of any format `detect_format` knows
             out_dir='data/processed', # the folder for train.txt, valid.txt and report.json, replaced as a whole
             formats: dict | None = None, # {path: reader name} overrides for `detect_format`
             valid_fraction: float = 0.005, # share of documents (by hash) in valid.txt
             min_chars: int = 10, min_hangul: float = 0.5, max_repetition: float = 0.5,
             near_dup_threshold: float | None = 0.8, # MinHash-LSH Jaccard threshold; None disables near-dedup
-            workers: int | None = None, # cleaning processes; 0 cleans in this process; None = all cores
-            batch_size: int = 256, # documents per worker task
-            start_method: str | None = None, # how workers start: 'fork', 'spawn'; default `default_start_method()`
-            progress: bool = True,
-           ) -> Report:
-    "Read, clean, deduplicate and split `inputs` into `out_dir`/train.txt and valid.txt; return the report."
-    from tqdm.auto import tqdm
-    import multiprocessing as mp
+            workers: int | None = None, # tasks at once; 0 or 1 runs them in this process; None = all cores
+            tasks: int | None = None, # tasks of the cleaning stage (default: `workers`); more = finer resuming
+            executor: str = 'local', # 'local', 'slurm' or 'ray' (see `make_executors`)
+            logging_dir=None, # datatrove's logs and completions, and the intermediate files; default beside out_dir
+            start_method: str | None = None, # how local workers start: 'fork', 'spawn'; default `default_start_method()`
+            progress: bool = True, # datatrove's log on stderr
+            **options, # for the Slurm or Ray executor (time, partition, cpus_per_task, …)
+           ) -> Report | None: # the report; None when the stages were submitted to Slurm
+    "Read, clean, deduplicate and split `inputs` into `out_dir`/train.txt and valid.txt with datatrove; return the report."
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-    report, kw = Report(), dict(min_chars=min_chars, min_hangul=min_hangul, max_repetition=max_repetition)
-    workers = os.cpu_count() if workers is None else workers
-    near = NearDuplicates(near_dup_threshold) if near_dup_threshold else None
-    # a module-level function and plain data: picklable, so spawned workers get it as forked ones do
-    clean_batch = partial(_clean_batch, kw=kw, near=near and NearDuplicates(near_dup_threshold))
     files = list(iter_files(inputs))
-    with atomic_path(out_dir, folder=True) as tmp:  # the three outputs appear together, or not at all
-        splits = _Splits(tmp, valid_fraction, near)
-        pool = mp.get_context(start_method or default_start_method()).Pool(workers) if workers > 0 else None
-        sizes = {f: f.stat().st_size for f in files}  # now: a file that vanishes later is that file's problem only
-        bar = tqdm(total=sum(sizes.values()), unit='B', unit_scale=True, disable=not progress, desc='prepare')
-        try:
-            for path in files:
-                try: fmt = (formats or {}).get(str(path)) or detect_format(path)
-                except (ValueError, OSError) as e:  # not a corpus file (notes, scripts), or unreadable: say so, go on
-                    report.problem('unknown', path, str(e).removeprefix(f'{path}: '))
-                else: _prepare_file(path, fmt, clean_batch, pool, splits, report, batch_size)
-                bar.update(sizes[path])
-        finally:
-            bar.close()
-            splits.close()
-            if pool: pool.terminate()
-        if not splits.kept:
-            dropped = '; '.join(f'{n} × {r}' for r, n in report.dropped().items()) or 'none'
-            problems = '; '.join(f'{f}: {m}' for _, f, m, _ in report.problems) or 'none'
-            raise ValueError(f"no document was kept from {len(files)} file(s); dropped: {dropped}; "
-                             f"problems: {problems}")
-        report.save(tmp / 'report.json')
+    workers = max(os.cpu_count() if workers is None else workers, 1)
+    tasks = tasks or workers
+    settings = dict(formats=formats, valid_fraction=valid_fraction, min_chars=min_chars, min_hangul=min_hangul,
+                    max_repetition=max_repetition, near_dup_threshold=near_dup_threshold, tasks=tasks)
+    work = work_folder(logging_dir or out_dir.with_name(f'.work-{out_dir.name}'), run_stamp(files, settings))
+    stages = prepare_stages(files, out_dir, work, **{k: v for k, v in settings.items() if k != 'tasks'})
+    _, last = make_executors(stages, work, executor, tasks=tasks, workers=workers, start_method=start_method, **options)
+    try:
+        with redirect_stderr(sys.stderr if progress else io.StringIO()):
+            setup_default_logger()  # datatrove's log goes where stderr goes now
+            last.run()
+    except ValueError:  # nothing kept: a rerun would say the same, so nothing is worth resuming
+        remove_path(work)
+        raise
+    finally: setup_default_logger()  # and back to the real stderr
+    if executor == 'slurm': return None  # submitted: the outputs appear when the dedup job ends
+    report = Report.load(out_dir / 'report.json')
+    remove_path(work)  # done: a later run starts afresh
     return report
 
 # %% ../nbs/05_data.ipynb #99c44c34
@@ -1071,18 +1282,24 @@ def tokenize_text(text_file, # a `prepare` output (`train.txt`, `valid.txt`): do
         shards.append(dict(tokens_file=f'{name}.bin', docs_file=f'{name}.docs.bin', tokens=0, documents=0))
         return [open(f, 'wb') for f in files]
     bar = tqdm(total=text_file.stat().st_size, unit='B', unit_scale=True, disable=not progress, desc=f'tokenize {split}')
+    tokens, starts = [], []  # the current shard's tokens and document offsets not yet written
+    def flush():
+        tok_f.write(np.array(tokens, dtype=dtype.newbyteorder('<')).tobytes())
+        doc_f.write(np.array(starts, dtype='<u8').tobytes())
+        tokens.clear(); starts.clear()
     try:
         tok_f, doc_f = open_shard()
         docs = iter_documents(text_file)
         while batch := [d for _, d in zip(range(batch_docs), docs)]:
-            for doc, ids in zip(batch, sp.encode(batch, num_threads=threads or os.cpu_count())):
+            for ids in sp.encode(batch, num_threads=threads or os.cpu_count()):
                 if shards[-1]['tokens'] + len(ids) + 2 > shard_tokens and shards[-1]['documents']:
-                    tok_f.close(); doc_f.close(); tok_f, doc_f = open_shard()
+                    flush(); tok_f.close(); doc_f.close(); tok_f, doc_f = open_shard()
                 shard = shards[-1]
-                doc_f.write(np.array([shard['tokens']], dtype='<u8').tobytes())
-                tok_f.write(np.array([bos, *ids, eos], dtype=dtype.newbyteorder('<')).tobytes())
+                starts.append(shard['tokens'])
+                tokens.append(bos); tokens.extend(ids); tokens.append(eos)
                 shard['tokens'] += len(ids) + 2; shard['documents'] += 1
-                bar.update(len(doc.encode('utf-8')) + 2)
+            flush()  # one array per batch, not two per document: the same bytes, less overhead
+            bar.update(sum(len(d.encode('utf-8')) + 2 for d in batch))
         tok_f.close(); doc_f.close()
         if not shards[0]['documents']: raise ValueError(f"{text_file}: no documents to tokenize")
         for f in tmp_files: os.replace(f, f.parent / f.name[1:-len('.tmp')])
@@ -1215,14 +1432,26 @@ def kollm_prepare(inputs: str, # files or folders, comma-separated, in any forma
                   min_hangul: float = 0.5, # drop documents whose letters are less than this share Hangul
                   max_repetition: float = 0.5, # drop documents with more repeated character 10-grams than this
                   near_dup_threshold: float = 0.8, # MinHash-LSH Jaccard threshold for near duplicates; 0 disables
-                  workers: int = None, # cleaning processes (default: all cores; 0 = in-process)
-                  quiet: bool = False, # no progress bar
+                  executor: str = 'local', # where the tasks run: 'local' (this machine), 'slurm' or 'ray' (a cluster)
+                  tasks: int = None, # tasks of the cleaning stage (default: --workers); the unit of resuming
+                  workers: int = None, # tasks at once (default: all cores; 0 = one after another in this process)
+                  logging_dir: str = None, # datatrove logs, completions and intermediate files (default: beside out_dir); a killed run resumes from it
+                  partition: str = None, # Slurm partition (--executor slurm)
+                  time: str = None, # Slurm time limit per task, e.g. 4:00:00 (--executor slurm)
+                  executor_options: str = None, # more executor arguments as JSON, e.g. '{"cpus_per_task": 2, "qos": "high"}'
+                  quiet: bool = False, # no datatrove log
                  ) -> int: # exit status: the number of files with problems (at most 100), 0 when every file was whole
     "Turn raw Korean sources into cleaned, deduplicated train/valid text with a report of every dropped document."
     import pandas as pd
+    options = json.loads(executor_options) if executor_options else {}
+    options.update({k: v for k, v in dict(partition=partition, time=time).items() if v is not None})
     report = prepare([p for p in inputs.split(',') if p], out_dir, valid_fraction=valid_fraction, min_chars=min_chars,
-                     min_hangul=min_hangul, max_repetition=max_repetition,
-                     near_dup_threshold=near_dup_threshold or None, workers=workers, progress=not quiet)
+                     min_hangul=min_hangul, max_repetition=max_repetition, near_dup_threshold=near_dup_threshold or None,
+                     executor=executor, tasks=tasks, workers=workers, logging_dir=logging_dir, progress=not quiet,
+                     **options)
+    if report is None:
+        print(f"submitted to {executor}: {out_dir}/train.txt, valid.txt and report.json appear when the dedup job ends")
+        return 0
     with pd.option_context('display.width', 200, 'display.max_columns', 30): print(report.table().T)
     for source, file, message, position in report.problems:
         print(f"problem: {file}{f' ({position})' if position else ''}: {message}")
