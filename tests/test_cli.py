@@ -16,11 +16,13 @@ from kollm.train import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ['kollm_smoke', 'kollm_prepare', 'kollm_tokenizer', 'kollm_tokenize', 'kollm_train', 'kollm_plan',
-           'kollm_eval', 'kollm_generate', 'kollm_export', 'kollm_import', 'kollm_demo', 'kollm_doctor']
+           'kollm_eval', 'kollm_generate', 'kollm_export', 'kollm_import', 'kollm_demo', 'kollm_doctor',
+           'kollm_lm_eval']
 VOCAB = 1000
 TINY = ['model.hidden_size=32', 'model.num_layers=1', 'model.num_heads=2', 'model.num_kv_heads=1',
         'model.intermediate_size=64', 'model.max_seq_length=64']  # a model that trains in a second
-ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'TQDM_DISABLE': '1', 'OMP_NUM_THREADS': '2'}
+ENV = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1',
+       'TQDM_DISABLE': '1', 'OMP_NUM_THREADS': '2'}  # nothing is downloaded: a test that tried would fail
 
 def script(name: str) -> str:
     "The console script installed beside this Python (the venv's bin/), else the one on PATH."
@@ -196,6 +198,25 @@ def test_import_then_eval_and_train(run, exported, evaluated):
     assert math.isfinite(number(r'step 1: validation loss ([\d.]+)', trained)), trained
     assert (d / 'imported' / 'checkpoints' / 'step-0000001' / 'state.pt').is_file()
 
+def test_lm_eval(run, exported):
+    "`kollm_lm_eval` scores the checkpoint and its export alike on a task written on disk (no download)."
+    from kollm.benchmarks import write_choice_task
+    d = run['dir']
+    docs = [dict(context='대한민국의 주권은', choices=['국민에게 있다', '국회에게 있다'], label=0),
+            dict(context='모든 국민은 법 앞에', choices=['불평등하다', '평등하다'], label=1),
+            dict(context='국회는', choices=['법률을 제정한다', '판결을 선고한다'], label=0)]
+    tasks = write_choice_task(d / 'tasks', 'kollm_cli_quiz', docs)
+    printed = cli('kollm_lm_eval', '--ckpt', run['ckpt'], '--tasks', 'kollm_cli_quiz', '--include_path', tasks,
+                  '--device', 'cpu', '--json', d / 'lm_eval.json').stdout
+    table = {r['metric']: r for r in json.loads((d / 'lm_eval.json').read_text(encoding='utf-8'))['table']}
+    assert sorted(table) == ['acc', 'acc_norm'] and table['acc']['n'] == 3, table
+    assert table['acc']['value'] * 3 == pytest.approx(round(table['acc']['value'] * 3)), table  # 0, 1, 2 or 3 right
+    acc = number(r'kollm_cli_quiz\s+acc\s+([\d.]+)', printed)
+    assert acc == pytest.approx(table['acc']['value'], abs=1e-4), printed
+    again = cli('kollm_lm_eval', '--ckpt', exported, '--tasks', 'kollm_cli_quiz', '--include_path', tasks,
+                '--device', 'cpu').stdout
+    assert again == printed, (again, printed)  # the export scores as the checkpoint, exported on the fly, does
+
 # ---------------------------------------------------------------- the standalone commands
 def test_smoke(background):
     printed = finished(background['smoke'])
@@ -216,7 +237,7 @@ def test_doctor(background):
 
 # ---------------------------------------------------------------- --help
 def test_the_console_scripts_are_these():
-    "settings.ini's console scripts, the installed entry points and this file's list are the same eleven."
+    "settings.ini's console scripts, the installed entry points and this file's list are the same."
     ini = ConfigParser()
     ini.read(ROOT / 'settings.ini')
     declared = sorted(s.split('=')[0] for s in ini['DEFAULT']['console_scripts'].split())
