@@ -6,8 +6,9 @@ scored on one fixed validation text (the `valid.txt` split, every token scored o
 byte do not depend on the tokenizer, so a 32k and an 8k vocabulary are compared on the same bytes.
 
 Recipes: `today` is the README path before issue 15 (cpu_tiny, the 32k tokenizer `kollm_tokenizer` makes by
-default, AdamW, a cosine over 2,000 steps, stopped by the clock mid-schedule); `default` is kollm's recipe now;
-the others change one ingredient of `today` at a time. Runs go in rounds (every recipe once per seed, the order
+default, AdamW, a cosine over 2,000 steps, stopped by the clock mid-schedule); `candidate` is every ingredient at
+once (8k vocabulary, Muon, WSD fitted to the budget, lr 2e-3, compile); `default` is what cpu_tiny ships now; the
+others change one ingredient of `today` at a time. Runs go in rounds (every recipe once per seed, the order
 rotating), so slow and fast windows of this shared machine fall on every recipe alike; the spread over seeds is
 reported next to each mean. Writes `bench/reports/speedrun.md`, `bench/reports/speedrun.json` and
 `bench/figures/speedrun.png`.
@@ -32,6 +33,8 @@ RECIPES = {
     'muon': dict(vocab=32000, config='today', overrides=['optimizer=muon'], clock='pause'),
     'vocab 8k': dict(vocab=8000, config='today', overrides=[], clock='pause'),
     'compile': dict(vocab=32000, config='today', overrides=['compile=true'], clock='pause'),
+    'candidate': dict(vocab=8000, config='today', clock='budget', overrides=[
+        'schedule=wsd', 'optimizer=muon', 'lr=2e-3', 'min_lr=2e-4', 'warmup_steps=50', 'compile=true']),
     'default': dict(vocab=8000, config='cpu_tiny', overrides=[], clock='budget'),
 }
 
@@ -151,7 +154,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--budgets', default='5', help='training minutes per run, comma-separated (default 5)')
     p.add_argument('--recipes', default=','.join(RECIPES), help=f"comma-separated, of: {', '.join(RECIPES)}")
-    p.add_argument('--seeds', type=int, default=2, help='runs per recipe and budget (seeds 0, 1, …)')
+    p.add_argument('--seeds', type=int, default=2, help='runs per recipe and budget, seeds first_seed, first_seed + 1, …')
+    p.add_argument('--first_seed', type=int, default=0, help='the first seed (to add seeds to a report with --keep)')
     p.add_argument('--keep', action='store_true', help='add to the rows of the last report instead of replacing them')
     p.add_argument('--one', help=argparse.SUPPRESS)  # internal: RECIPE,MINUTES,SEED,OUT in a fresh process
     args = p.parse_args()
@@ -165,7 +169,8 @@ def main():
     unknown = set(recipes) - set(RECIPES)
     if unknown: p.error(f'unknown recipes {sorted(unknown)}; known: {", ".join(RECIPES)}')
     rows = json.loads(REPORT.with_suffix('.json').read_text()) if args.keep and REPORT.with_suffix('.json').exists() else []
-    runs = [(float(m), s, k) for m in args.budgets.split(',') for s in range(args.seeds) for k in recipes]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    runs = [(float(m), s, k) for m in args.budgets.split(',') for s in seeds for k in recipes]
     for i, (minutes, seed, _) in enumerate(runs):
         group = [k for m, s, k in runs if m == minutes and s == seed]
         recipe = group[(group.index(runs[i][2]) + seed) % len(group)]  # the order rotates with the seed

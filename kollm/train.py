@@ -265,7 +265,7 @@ def lr_at(step: int, cfg: TrainConfig,
          ) -> float:
     "Learning rate of optimizer step `step` (0-based): linear warmup, then cosine, or WSD's plateau and cooldown."
     horizon = horizon or cfg.max_steps
-    warmup = min(cfg.warmup_steps, horizon // 2)  # a short budget still gets a stable phase or a decay
+    warmup = cfg.warmup_steps  # fixed: a budget's refits move the end, never the ramp already walked
     if step < warmup: return cfg.lr * (step + 1) / warmup
     if cfg.schedule == 'cosine':
         progress = min((step - warmup) / max(horizon - warmup, 1), 1.0)
