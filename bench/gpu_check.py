@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from kollm.model import KoLLM, KoLLMConfig, to_hf
-from kollm.train import estimate_memory, model_flops_per_token, peak_memory
+from kollm.plan import estimate_memory, model_flops_per_token, peak_memory
 
 DENSE_PEAK_FLOPS = [('H200', 989e12), ('H100 PCIe', 756e12), ('H100', 989e12), ('A100', 312e12)]  # bf16 = fp16, dense
 

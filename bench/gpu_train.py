@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from kollm.train import (GiB, estimate_memory, load_train_config, model_flops_per_token, train)
+from kollm.plan import GiB, estimate_memory, model_flops_per_token
+from kollm.run import load_train_config
+from kollm.train import train
 
 p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 p.add_argument('--tokens', default='data/tokens'); p.add_argument('--tokenizer', default='models/tokenizer.model')

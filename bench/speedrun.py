@@ -65,7 +65,9 @@ def prepare_data(log=print) -> Path:
 def run_one(recipe: str, minutes: float, seed: int, out: Path) -> dict:
     "Train one recipe for `minutes` and score it (called in a fresh process by `main`)."
     import torch
-    from kollm.train import load_train_config, train, load_checkpoint_model, pick_precision
+    from kollm.run import load_train_config, load_checkpoint_model, read_metrics
+    from kollm.train import train
+    from kollm.runtime import pick_precision
     from kollm.eval import evaluate_text, inference_tokenizer
     r = RECIPES[recipe]
     base = [f'{k}={v}' for k, v in TODAY.items()] if r['config'] == 'today' else []
@@ -83,7 +85,7 @@ def run_one(recipe: str, minutes: float, seed: int, out: Path) -> dict:
     sp = inference_tokenizer(cfg.tokenizer)
     scored = evaluate_text(model, sp, CACHE / 'text' / 'valid.txt', seq_len=cfg.seq_len,
                            precision=pick_precision('cpu', 'auto'))
-    metrics = [json.loads(l) for l in (out / 'metrics.jsonl').read_text().splitlines()]
+    metrics = read_metrics(out)
     last_lr = [m['lr'] for m in metrics if 'lr' in m][-1]
     return dict(recipe=recipe, minutes=minutes, seed=seed, bpb=scored['bpb'], steps=result['step'],
                 tokens=result['tokens'], seconds=seconds, wall_seconds=wall, last_lr=last_lr, min_lr=cfg.min_lr,

@@ -17,7 +17,7 @@ import torch
 from transformers.utils import logging as hf_logging
 
 from kollm.model import KoLLM, KoLLMConfig, to_hf
-from kollm.train import estimate_memory, model_flops_per_token, peak_memory
+from kollm.plan import estimate_memory, model_flops_per_token, peak_memory
 
 SHAPES = {'tiny': (16, 256), 'small': (8, 512)}  # preset: (micro-batch, seq_len), the benchmark shapes
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}

@@ -14,7 +14,7 @@ import yaml
 from fastcore.script import call_parse
 
 from .model import KoLLM
-from .train import pick_device
+from .runtime import pick_device
 from .export import export_hf
 
 # %% ../nbs/11_benchmarks.ipynb #26f97137

@@ -9,16 +9,15 @@ __all__ = ['DECODERS', 'MODU_PARTS', 'READERS', 'NEAR_DUP_MIN_CHARS', 'NEAR_DUP_
            'tidy_lines', 'strip_wikitext', 'read_wikipedia', 'strip_namumark', 'read_namuwiki', 'read_modu',
            'read_aihub', 'boilerplate_rule', 'remove_boilerplate', 'read_wet', 'detect_format', 'iter_files',
            'normalize_text', 'mask_pii', 'hangul_share', 'repetition', 'doc_hash', 'minhash', 'lsh_bands', 'band_keys',
-           'shingle_jaccard', 'NearDuplicates', 'is_valid_split', 'remove_path', 'atomic_path', 'write_atomic',
-           'clean_document', 'read_file', 'default_start_method', 'balance_files', 'source_name', 'ReadSources',
-           'CleanKorean', 'SignDocuments', 'WriteSigned', 'read_signed', 'merge_reports', 'DeduplicateAndSplit',
-           'prepare_stages', 'make_executors', 'run_stamp', 'work_folder', 'prepare', 'embedded_corpus',
-           'iter_lines_of', 'sample_lines', 'train_tokenizer', 'load_tokenizer', 'tokenizer_hash', 'compression',
-           'iter_documents', 'token_dtype', 'tokenize_text', 'TokenShards', 'TokenWindows', 'TokenLoader',
-           'kollm_prepare', 'kollm_tokenizer', 'kollm_tokenize']
+           'shingle_jaccard', 'NearDuplicates', 'is_valid_split', 'clean_document', 'read_file', 'default_start_method',
+           'balance_files', 'source_name', 'ReadSources', 'CleanKorean', 'SignDocuments', 'WriteSigned', 'read_signed',
+           'merge_reports', 'DeduplicateAndSplit', 'prepare_stages', 'make_executors', 'run_stamp', 'work_folder',
+           'prepare', 'embedded_corpus', 'iter_lines_of', 'sample_lines', 'train_tokenizer', 'load_tokenizer',
+           'tokenizer_hash', 'compression', 'iter_documents', 'token_dtype', 'tokenize_text', 'TokenShards',
+           'TokenWindows', 'TokenLoader', 'kollm_prepare', 'kollm_tokenizer', 'kollm_tokenize']
 
 # %% ../nbs/05_data.ipynb #a4d232ab
-import bz2, hashlib, io, json, lzma, os, pickle, re, shutil, sys, unicodedata, zlib
+import bz2, hashlib, io, json, lzma, os, pickle, re, sys, unicodedata, zlib
 from collections import Counter, defaultdict
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
@@ -32,6 +31,8 @@ from datatrove.executor import LocalPipelineExecutor
 from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import setup_default_logger
 from fastcore.script import call_parse
+
+from .runtime import atomic_path, remove_path, write_atomic
 
 # %% ../nbs/05_data.ipynb #af2e8136
 @dataclass
@@ -790,39 +791,6 @@ class NearDuplicates:
 def is_valid_split(digest: bytes, valid_fraction: float) -> bool:
     "Whether the document with this hash belongs to the validation split."
     return int.from_bytes(digest[:8], 'big') < valid_fraction * 2**64
-
-# %% ../nbs/05_data.ipynb #01c44ead
-def remove_path(path):
-    "Delete a file or a whole folder, if it exists."
-    path = Path(path)
-    if path.is_dir() and not path.is_symlink(): shutil.rmtree(path)
-    else: path.unlink(missing_ok=True)
-
-def _fsync(path: Path):
-    with open(path, 'rb') as f: os.fsync(f.fileno())
-
-@contextmanager
-def atomic_path(path, # the file or folder to write
-                folder: bool = False, # hand out an empty folder to fill instead of a file name
-               ) -> Iterator[Path]:
-    "A temporary path beside `path`; renamed onto `path` (synced first) if the block succeeds, deleted if it fails."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.tmp-{path.name}')  # a fixed name: a killed writer's leftover is cleared by the next one
-    remove_path(tmp)
-    if folder: tmp.mkdir()
-    try:
-        yield tmp
-        for f in ([f for f in tmp.rglob('*') if f.is_file()] if folder else [tmp]): _fsync(f)
-        if folder and path.exists():  # rename cannot replace a non-empty folder: move the old one aside first
-            old = path.with_name(f'.old-{path.name}')
-            remove_path(old); os.replace(path, old); os.replace(tmp, path); remove_path(old)
-        else: os.replace(tmp, path)
-    finally: remove_path(tmp)
-
-def write_atomic(path, data: str | bytes) -> Path:
-    "Write `data` (text as UTF-8) to `path` through `atomic_path`."
-    with atomic_path(path) as tmp: tmp.write_bytes(data.encode('utf-8') if isinstance(data, str) else data)
-    return Path(path)
 
 # %% ../nbs/05_data.ipynb #70dace18
 def clean_document(text: str,

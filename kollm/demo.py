@@ -13,10 +13,12 @@ from pathlib import Path
 
 from fastcore.script import call_parse
 
-from .model import count_parameters
-from .data import (atomic_path, compression, embedded_corpus, hangul_share, iter_files, load_tokenizer, prepare,
-                        remove_path, tokenize_text, train_tokenizer, write_atomic)
-from .train import TrainConfig, list_checkpoints, load_train_config, plot_metrics, train
+from .model import SAMPLING, count_parameters
+from .runtime import atomic_path, remove_path, write_atomic
+from .data import (compression, embedded_corpus, hangul_share, iter_files, load_tokenizer, prepare,
+                        tokenize_text, train_tokenizer)
+from .run import TrainConfig, list_checkpoints, load_train_config, plot_metrics, read_metrics
+from .train import train
 from .eval import evaluate_text, generate_ids, load_for_inference
 
 # %% ../nbs/09_demo.ipynb #2daf31cf
@@ -87,10 +89,6 @@ class Manifest:
         return rec
 
 # %% ../nbs/09_demo.ipynb #9abe9cc2
-def _metrics(run_dir) -> list[dict]:
-    path = Path(run_dir) / 'metrics.jsonl'
-    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
-
 def steps_within(cfg: TrainConfig, # the run, with `max_steps` the most steps wanted
                  seconds: float | None, # time training may take; None: `cfg.max_steps`
                  probe: int = 10, # steps trained and timed first (inside warmup, so the schedule does not change)
@@ -102,7 +100,7 @@ def steps_within(cfg: TrainConfig, # the run, with `max_steps` the most steps wa
     start = time.perf_counter()
     train(replace(cfg, max_steps=probe, save_steps=probe, log_steps=max(probe // 2, 1)), progress=progress, log=log)
     spent = time.perf_counter() - start
-    tokens_per_s = [m['tokens_per_s'] for m in _metrics(cfg.out_dir) if 'tokens_per_s' in m][-1]  # the first step's set-up left out
+    tokens_per_s = [m['tokens_per_s'] for m in read_metrics(cfg.out_dir) if 'tokens_per_s' in m][-1]  # the first step's set-up left out
     step_s = cfg.tokens_per_step / tokens_per_s
     fit = probe + int(max(seconds - spent, 0) / step_s * 0.95)  # 5% for the periodic evaluations and checkpoints
     log(f"train: {probe} steps at {step_s:.2f} s/step; {min(fit, cfg.max_steps)} of {cfg.max_steps} steps fit in "
@@ -113,12 +111,12 @@ def steps_within(cfg: TrainConfig, # the run, with `max_steps` the most steps wa
 def continue_documents(model, sp, # a `KoLLM` and the tokenizer it was trained with
                        prompts: list[str], max_new_tokens: int = 100, # tokens to add to each prompt
                        seed: int | None = None, precision=None, # `Precision` (default: fp32 on the model's device)
-                       **sampling, # temperature, top_k, top_p, repetition_penalty (default 1.1) for `generate_ids`
+                       **sampling, # overrides of kollm's `SAMPLING` for `generate_ids`
                       ) -> list[str]: # each prompt with its continuation, documents on separate lines
     "Continue `prompts` across document ends (`</s>` becomes a line break) instead of stopping at the first one."
     ids = [[sp.bos_id(), *sp.encode(p)] for p in prompts]
     new = generate_ids(model, ids, max_new_tokens, eos_id=None, seed=seed, precision=precision,
-                       **{'repetition_penalty': 1.1, **sampling})
+                       **{**SAMPLING, **sampling})
     texts = []
     for prompt, more in zip(ids, new):
         docs = [[]]
@@ -141,7 +139,7 @@ def _prepare_figures(report) -> dict:
 def _train_figures(run_dir) -> dict:
     "Speed and losses of a finished run, from its metrics.jsonl."
     import statistics
-    rows = _metrics(run_dir)
+    rows = read_metrics(run_dir)
     speeds = [m['tokens_per_s'] for m in rows if 'tokens_per_s' in m]
     losses = [m for m in rows if 'loss' in m]
     return dict(tokens_per_s=statistics.median(speeds), train_loss=losses[-1]['loss'], tokens=losses[-1]['tokens'],

@@ -20,8 +20,9 @@ from fastcore.script import call_parse
 from .model import KoLLM, KoLLMConfig, RecordOps, rng_state, set_rng_state
 from .gqa import explicit_causal_mask
 from .data import load_tokenizer, train_tokenizer
-from .train import (Precision, TrainConfig, load_state, load_weights, make_optimizer, pick_device, pick_precision,
-                         save_checkpoint, train_step)
+from .runtime import Precision, pick_device, pick_precision
+from .run import TrainConfig, load_state, load_weights, save_checkpoint
+from .train import make_optimizer, train_step
 from .eval import evaluate_text, generate_ids
 
 # %% ../nbs/10_doctor.ipynb #ebb8fdf6

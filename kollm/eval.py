@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['HANGUL', 'KOREAN_PROMPTS', 'scored_documents', 'sliding_windows', 'evaluate_text', 'inference_tokenizer',
-           'load_for_inference', 'check_tokenizer', 'kollm_eval', 'generate_ids', 'TokenStreamer', 'generate_text',
-           'kollm_generate', 'ngrams', 'distinct_n', 'repeated_ngrams', 'shuffle_within', 'kiwi_analyser',
-           'korean_measures', 'passages_like', 'korean_table', 'plot_perplexity', 'plot_training']
+           'load_for_inference', 'kollm_eval', 'generate_ids', 'TokenStreamer', 'generate_text', 'kollm_generate',
+           'ngrams', 'distinct_n', 'repeated_ngrams', 'shuffle_within', 'kiwi_analyser', 'korean_measures',
+           'passages_like', 'korean_table', 'plot_perplexity', 'plot_training']
 
 # %% ../nbs/07_eval.ipynb #833b5152
 import codecs, functools, math, random, re
@@ -20,9 +20,10 @@ from fastcore.script import call_parse
 from json import dumps
 from torch import Tensor
 
-from .model import KoLLM, apply_repetition_penalty, sample_next
+from .model import SAMPLING, KoLLM
 from .data import SPECIAL_IDS, TokenShards, iter_documents
-from .train import Precision, load_checkpoint_model, load_train_config, pick_precision, plot_metrics
+from .runtime import Precision, pick_precision
+from .run import check_tokenizer, load_checkpoint_model, load_train_config, plot_metrics, read_metrics
 
 # %% ../nbs/07_eval.ipynb #5bde7141
 def scored_documents(path, # a `prepare` text file, or a folder of `tokenize_text` shards
@@ -136,12 +137,6 @@ def load_for_inference(ckpt, # a checkpoint folder (model.safetensors + config.y
     check_tokenizer(model, sp)
     return model, sp, policy
 
-def check_tokenizer(model: KoLLM, sp) -> None:
-    "Refuse a tokenizer with more pieces than the model has ids: its ids would index past the embedding."
-    if sp.vocab_size() > model.cfg.vocab_size:
-        raise ValueError(f"the tokenizer has {sp.vocab_size()} pieces but the model only {model.cfg.vocab_size} ids")
-
-
 # %% ../nbs/07_eval.ipynb #39751c23
 @call_parse
 def kollm_eval(ckpt: str = None, # checkpoint folder (model.safetensors + config.yaml); required
@@ -169,10 +164,10 @@ def kollm_eval(ckpt: str = None, # checkpoint folder (model.safetensors + config
 def generate_ids(model: KoLLM,
                  prompts: list[list[int]], # token ids of each prompt (starting with `<s>`)
                  max_new_tokens: int = 100, # tokens to add to each prompt at most (≥ 0)
-                 temperature: float = 0.8, # 0 = greedy
-                 top_k: int | None = 50, # keep the k most likely tokens
-                 top_p: float | None = 0.95, # keep the smallest set reaching this probability
-                 repetition_penalty: float = 1.0, # CTRL's θ; 1 = none
+                 temperature: float = SAMPLING['temperature'], # 0 = greedy
+                 top_k: int | None = SAMPLING['top_k'], # keep the k most likely tokens
+                 top_p: float | None = SAMPLING['top_p'], # keep the smallest set reaching this probability
+                 repetition_penalty: float = SAMPLING['repetition_penalty'], # CTRL's θ; 1 = none
                  eos_id: int | str | None = 'auto', # ends a row; 'auto': `tokenizer`'s `</s>`, else 3; None: never
                  seed: int | None = None, # seeds the sampling: same seed, same output
                  on_token: Callable[[int, int], None] | None = None, # called with (prompt index, new id) as they come
@@ -232,10 +227,10 @@ def generate_text(model: KoLLM,
                   tokenizer, # SentencePiece processor the model was trained with
                   prompts: str | list[str], # one prompt, or several (decoded as one padded batch)
                   max_new_tokens: int = 100, # tokens to add at most
-                  temperature: float = 0.8, # 0 = greedy
-                  top_k: int | None = 50, # keep the k most likely tokens
-                  top_p: float | None = 0.95, # keep the smallest set reaching this probability
-                  repetition_penalty: float = 1.1, # CTRL's θ; 1 = none
+                  temperature: float = SAMPLING['temperature'], # 0 = greedy
+                  top_k: int | None = SAMPLING['top_k'], # keep the k most likely tokens
+                  top_p: float | None = SAMPLING['top_p'], # keep the smallest set reaching this probability
+                  repetition_penalty: float = SAMPLING['repetition_penalty'], # CTRL's θ; 1 = none
                   seed: int | None = None, # same seed, same text
                   stream: Callable[[int, str], None] | None = None, # called with (prompt index, new text) as it comes
                   precision: Precision | None = None, # from `pick_precision` (default: fp32 on the model's device)
@@ -263,10 +258,10 @@ def kollm_generate(ckpt: str = None, # checkpoint folder (model.safetensors + co
                    prompt: str = '', # text to continue (empty: start a document)
                    tokenizer: str = None, # SentencePiece model (default: the checkpoint's)
                    max_new_tokens: int = 200, # tokens to add at most
-                   temperature: float = 0.8, # 0 = greedy
-                   top_k: int = 50, # keep the k most likely tokens (0: all)
-                   top_p: float = 0.95, # nucleus: keep the smallest set reaching this probability (1: all)
-                   repetition_penalty: float = 1.1, # CTRL's θ; 1 = none
+                   temperature: float = SAMPLING['temperature'], # 0 = greedy
+                   top_k: int = SAMPLING['top_k'], # keep the k most likely tokens (0: all)
+                   top_p: float = SAMPLING['top_p'], # nucleus: keep the smallest set reaching this probability (1: all)
+                   repetition_penalty: float = SAMPLING['repetition_penalty'], # CTRL's θ; 1 = none
                    seed: int = None, # random seed, for reproducible samples
                    device: str = 'auto', # auto, cpu, cuda, mps
                    precision: str = 'auto', # auto, fp32, fp16, bf16
@@ -391,7 +386,7 @@ def plot_perplexity(run_dir, # a training run's folder (with metrics.jsonl)
     import matplotlib.pyplot as plt, pandas as pd
     from matplotlib.ticker import EngFormatter, FuncFormatter
     if x not in ('step', 'tokens'): raise ValueError(f"x must be 'step' or 'tokens', got {x!r}")
-    m = pd.read_json(Path(run_dir) / 'metrics.jsonl', lines=True)
+    m = pd.DataFrame(read_metrics(run_dir))
     ax = ax or plt.subplots(figsize=(5, 3))[1]
     if 'loss' in m:
         t = m.dropna(subset=['loss'])

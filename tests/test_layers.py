@@ -1,0 +1,54 @@
+"The package's layering, as README's 'How kollm is built' states it, checked against the imports in the code."
+import ast, re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APPLICATIONS = {'demo', 'doctor', 'benchmarks'}  # the top layer: may import any module
+
+
+def stated_layers() -> dict[str, set[str]]:
+    "module → the kollm modules README says it imports."
+    text = (ROOT / 'README.md').read_text(encoding='utf-8')
+    section = text.split('## How kollm is built', 1)[1].split('\n## ', 1)[0]
+    layers = {}
+    for row in re.findall(r'^\| (`.+?) \| .+? \| (.+?) \|$', section, re.M):
+        modules, imports = (set(re.findall(r'`(\w+)`', cell)) for cell in row)
+        for m in modules: layers[m] = imports
+    return layers
+
+
+def actual_imports(module: str) -> set[str]:
+    "kollm modules that `kollm/<module>.py` imports, at any depth of the file (lazy imports count)."
+    tree = ast.parse((ROOT / 'kollm' / f'{module}.py').read_text(encoding='utf-8'))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module: found.add(node.module.split('.')[0])
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or '').startswith('kollm.'):
+            found.add(node.module.split('.')[1])
+    return found
+
+
+def test_readme_states_every_module():
+    modules = {p.stem for p in (ROOT / 'kollm').glob('*.py') if not p.stem.startswith('_')}
+    assert set(stated_layers()) == modules, f"README's table and kollm/ differ: {set(stated_layers()) ^ modules}"
+
+
+def test_imports_follow_the_stated_layers():
+    layers = stated_layers()
+    wrong = {m: sorted(actual_imports(m) - layers[m]) for m in layers if m not in APPLICATIONS}
+    wrong = {m: extra for m, extra in wrong.items() if extra}
+    assert not wrong, f"modules importing what README's table does not allow: {wrong}"
+    unused = {m: sorted(layers[m] - actual_imports(m)) for m in layers if m not in APPLICATIONS}
+    unused = {m: extra for m, extra in unused.items() if extra}
+    assert not unused, f"README's table lists imports the code does not make: {unused}"
+
+
+def test_no_cycles_and_no_feature_imports_a_feature():
+    layers = stated_layers()
+    features = {'train', 'plan', 'eval', 'export'}
+    for m in features: assert not (actual_imports(m) & features), f"{m} imports another feature: {actual_imports(m) & features}"
+    def reach(m, seen=()):
+        for d in actual_imports(m):
+            assert d not in seen + (m,), f"import cycle through {m} → {d}"
+            reach(d, seen + (m,))
+    for m in layers: reach(m)
