@@ -37,6 +37,11 @@ RECIPES = {
         'schedule=wsd', 'optimizer=muon', 'lr=2e-3', 'min_lr=2e-4', 'warmup_steps=50', 'compile=true']),
     'default': dict(vocab=8000, config='cpu_tiny', overrides=[], clock='budget'),
 }
+# leave one ingredient out of `candidate`: what each is worth in the company of the others
+_CANDIDATE = RECIPES['candidate']['overrides']
+for name, drop, vocab in (('candidate -compile', 'compile=true', 8000), ('candidate -muon', 'optimizer=muon', 8000),
+                          ('candidate -wsd', 'schedule=wsd', 8000), ('candidate -8k', None, 32000)):
+    RECIPES[name] = dict(vocab=vocab, config='today', clock='budget', overrides=[o for o in _CANDIDATE if o != drop])
 
 # cpu_tiny as it shipped before issue 15 (kollm/configs/training_cpu_tiny.yaml at c943014)
 TODAY = dict(seq_len=256, batch_size=16, grad_accum=1, max_steps=2000, lr=1e-3, min_lr=1e-4, warmup_steps=100,
