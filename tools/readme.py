@@ -28,7 +28,7 @@ def render(nb_path: Path = ROOT / 'nbs' / 'index.ipynb') -> str:
     for cell in nb['cells']:
         src = ''.join(cell['source'])
         if cell['cell_type'] == 'markdown':
-            parts.append(re.sub(r'\]\((\d\d_[\w-]+\.ipynb)\)', r'](nbs/\1)', src))
+            parts.append(re.sub(r'\]\((\d\d[a-z]?_[\w-]+\.ipynb(?:#[\w-]+)?)\)', r'](nbs/\1)', src))
         elif cell['cell_type'] == 'code' and not _directives(src) & {'hide', 'default_exp'}:
             parts.append(f"```python\n{_strip_directives(src)}\n```")
             text = ''.join(_output_text(o) for o in cell.get('outputs', [])).strip('\n')
