@@ -110,7 +110,8 @@ def write_report(rows: list[dict], args):
     budgets = sorted({r['minutes'] for r in rows})
     recipes = [k for k in RECIPES if any(r['recipe'] == k for r in rows)]
     lines = [f"# Speedrun: validation bits per byte at a fixed CPU budget ({time.strftime('%Y-%m-%d')})", '',
-             f"`python bench/speedrun.py {' '.join(sys.argv[1:])}` on {os.cpu_count()} cores, "
+             f"Rows from `python bench/speedrun.py` runs ({'the last: ' if args.keep else ''}"
+             f"`{' '.join(sys.argv[1:])}`; `--keep` adds to earlier rows) on {os.cpu_count()} cores, "
              f"torch threads {rows[0]['threads']}. tiny model (4 layers × 256), the shared Korean corpus; "
              f"bpb on `valid.txt` ({args.valid_bytes / 1e6:.2f} MB, 7 genres), every token scored once. "
              "Mean ± half the range over seeds; the ratio column pairs each run with `today`'s run of the same "

@@ -44,14 +44,15 @@ def demo_config(out, # the run folder: tokens and tokenizer are read from it, ch
                 preset: str = 'tiny', # model preset name or model YAML
                 steps: int = 150, seed: int = 0, device: str = 'auto',
                ) -> TrainConfig:
-    "The demo's run: `cpu_tiny` with short windows, no dropout and a schedule for a few hundred steps."
+    "The demo's run: `cpu_tiny`'s recipe with short windows, no dropout, no compile and a few hundred steps."
     out = Path(out)
     cfg = load_train_config('cpu_tiny', [f'model={preset}', f'model.vocab_size={vocab_size}', 'model.dropout=0.0',
                                          f'model.max_seq_length={DEMO_SEQ_LEN}'])
     return replace(cfg, tokens_dir=str(out / 'tokens'), tokenizer=str(out / 'tokenizer.model'), out_dir=str(out),
                    seq_len=DEMO_SEQ_LEN, batch_size=16, grad_accum=1, max_steps=steps, lr=2e-3, min_lr=2e-4,
                    warmup_steps=min(50, max(10, steps // 5)), save_steps=100, keep_checkpoints=2, eval_steps=100, eval_batches=8,
-                   log_steps=10, seed=seed, device=device)
+                   log_steps=10, seed=seed, device=device,
+                   compile=False)  # cpu_tiny's recipe (Muon, WSD) without compiling: a few hundred steps do not repay it
 
 # %% ../nbs/09_demo.ipynb #ae8989f6
 def _key(*parts) -> str:

@@ -57,7 +57,8 @@ def train_args(d: Path, *extra) -> list:
     return ['--config', 'cpu_tiny', '--quiet', '--overrides', f"tokens_dir={d / 'tokens'}",
             f"tokenizer={d / 'tok.model'}", f"out_dir={d / 'run'}", f'model.vocab_size={VOCAB}', *TINY, 'seq_len=64',
             'batch_size=4', 'max_steps=4', 'warmup_steps=1', 'save_steps=2', 'eval_steps=2', 'eval_batches=1',
-            'log_steps=1', 'device=cpu', 'precision=fp32', 'seed=0', *extra]
+            'log_steps=1', 'device=cpu', 'precision=fp32', 'seed=0',
+            'compile=false', *extra]  # cpu_tiny compiles; 4 steps would spend their time compiling (06 tests it)
 
 @pytest.fixture(scope='module')
 def background(tmp_path_factory) -> dict:
