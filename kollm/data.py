@@ -120,7 +120,8 @@ class Report:
         import pandas as pd
         rows = {}
         for src, c in sorted(self.counts.items()):
-            row = {'read': c['read_docs'], 'kept': c['kept_docs'], 'kept %': 100 * c['kept_docs'] / max(c['read_docs'], 1),
+            row = {'read': c['read_docs'], 'kept': c['kept_docs'],
+                   'kept %': 100 * c['kept_docs'] / max(c['read_docs'], 1),
                    'read Mchar': c['read_chars'] / 1e6, 'kept Mchar': c['kept_chars'] / 1e6}
             row.update({k: v for k, v in sorted(c.items()) if k.startswith(('drop:', 'note:'))})
             rows[src] = row
@@ -279,7 +280,9 @@ class _Prepend(io.RawIOBase):
 def _utf16_lines(stream, enc: str, f, source: str, report: Report) -> Iterator[tuple[int, str]]:
     "Lines of a UTF-16 stream (not splittable on b'\\n': decoded whole), invalid code units removed and counted."
     for i, line in enumerate(io.TextIOWrapper(stream, encoding=enc, errors='replace'), 1):
-        if not line.endswith('\n') and damage_of(f): report.skip(source, 'truncated', len(line)); continue
+        if not line.endswith('\n') and damage_of(f):
+            report.skip(source, 'truncated', len(line))
+            continue
         if bad := line.count('\ufffd'):
             report.note(source, 'invalid_bytes', 2 * bad)
             line = line.replace('\ufffd', '')
@@ -296,7 +299,9 @@ def iter_lines(path, source: str, report: Report) -> Iterator[tuple[int, str]]:
             return
         for i, raw in enumerate(stream, 1):
             # a last line without its newline in a damaged archive is the record the cut went through
-            if not raw.endswith(b'\n') and damage_of(f): report.skip(source, 'truncated', len(raw)); continue
+            if not raw.endswith(b'\n') and damage_of(f):
+                report.skip(source, 'truncated', len(raw))
+                continue
             line, dropped, cp949 = decode_line(raw)
             if dropped: report.note(source, 'invalid_bytes', dropped)
             if cp949: report.note(source, 'cp949_lines')
@@ -333,10 +338,13 @@ def read_jsonl(path, source: str = 'jsonl', report: Report | None = None,
     for i, line in iter_lines(path, source, report):
         if not line.strip(): continue
         try: obj = json.loads(line)
-        except json.JSONDecodeError: report.skip(source, 'malformed_json', len(line)); continue
+        except json.JSONDecodeError:
+            report.skip(source, 'malformed_json', len(line))
+            continue
         text = obj.get(text_field) if isinstance(obj, dict) else None
         if not isinstance(text, str):
-            report.skip(source, 'missing_text'); continue
+            report.skip(source, 'missing_text')
+            continue
         yield Document(text, source, f'{name}:{i}')
 
 # %% ../nbs/05_data.ipynb #2ff26e46
@@ -369,12 +377,20 @@ _WIKI_REDIRECT = re.compile(r'\s*#(redirect|넘겨주기)', re.I)
 
 def _wiki_document(page, path, source: str, report: Report) -> Document | None:
     "The document of one dump page, or None after counting why it is skipped."
-    if page.namespace != 0: report.skip(source, 'namespace'); return None
-    if page.redirect: report.skip(source, 'redirect'); return None
+    if page.namespace != 0:
+        report.skip(source, 'namespace')
+        return None
+    if page.redirect:
+        report.skip(source, 'redirect')
+        return None
     text = None  # the last revision's text; a page without a revision has none (not the previous page's)
     for rev in page: text = rev.text
-    if text is None: report.skip(source, 'no_revision'); return None
-    if _WIKI_REDIRECT.match(text): report.skip(source, 'redirect', len(text)); return None
+    if text is None:
+        report.skip(source, 'no_revision')
+        return None
+    if _WIKI_REDIRECT.match(text):
+        report.skip(source, 'redirect', len(text))
+        return None
     try: return Document(strip_wikitext(text), source, page.title)
     except Exception as e:  # the parser failing on one page's markup must not cost the rest of the dump
         report.bad_record(source, path, f'page {page.title!r}', e)
@@ -410,7 +426,7 @@ _NAMU_RULES = [  # (pattern, replacement), applied in order
     (re.compile(r'\[\[(?:[^\]|]*)\|([^\]]*)\]\]'), r'\1'),                            # [[target|label]] → label
     (re.compile(r'\[\[([^\]]*)\]\]'), r'\1'),                                          # [[target]] → target
     (re.compile(r'~~.*?~~|--.*?--'), ''),                                              # strikethrough = retracted text
-    (re.compile(r"'''|''|__|\^\^|,,"), ''),                                            # bold, italic, underline, sup, sub
+    (re.compile(r"'''|''|__|\^\^|,,"), ''),                                            # bold/italic, underline, sup/sub
     (re.compile(r'^[ \t]*##.*$', re.M), ''),                                           # comments
     (re.compile(r'^[ \t]*-{4,9}[ \t]*$', re.M), ''),                                   # horizontal rules
     (re.compile(r'^[ \t]*\|\|.*$', re.M), ''),                                         # table rows
@@ -428,12 +444,20 @@ def strip_namumark(text: str) -> str:
 def _namu_document(obj, source: str, report: Report) -> Document | None:
     "The document of one dump record, or None after counting why it is skipped."
     text = obj.get('text') if isinstance(obj, dict) else None
-    if not isinstance(text, str): report.skip(source, 'missing_text'); return None
+    if not isinstance(text, str):
+        report.skip(source, 'missing_text')
+        return None
     # namespace "0" in the JSON dump, 0 in some re-exports, '' in the parquet re-packs: all the document space
-    if str(obj.get('namespace', '0')).strip() not in ('0', ''): report.skip(source, 'namespace', len(text)); return None
-    if re.match(r'\s*#(redirect|넘겨주기)', text, re.I): report.skip(source, 'redirect', len(text)); return None
+    if str(obj.get('namespace', '0')).strip() not in ('0', ''):
+        report.skip(source, 'namespace', len(text))
+        return None
+    if re.match(r'\s*#(redirect|넘겨주기)', text, re.I):
+        report.skip(source, 'redirect', len(text))
+        return None
     plain = strip_namumark(text)
-    if not plain: report.skip(source, 'macro_only', len(text)); return None  # [include(...)], [목차] and nothing else
+    if not plain:  # [include(...)], [목차] and nothing else
+        report.skip(source, 'macro_only', len(text))
+        return None
     return Document(plain, source, str(obj.get('title', '')))
 
 def read_namuwiki(path, source: str = 'namuwiki', report: Report | None = None) -> Iterator[Document]:
@@ -454,7 +478,9 @@ def read_namuwiki(path, source: str = 'namuwiki', report: Report | None = None) 
 def _load_json(path, source: str, report: Report):
     "The parsed JSON of a (possibly compressed) file, or None after recording why it could not be read."
     with open_source(path, source, report) as f: raw = f.read()
-    if not raw.strip(): report.problem(source, path, 'the file is empty'); return None
+    if not raw.strip():
+        report.problem(source, path, 'the file is empty')
+        return None
     try: return json.loads(decode_text(raw))
     except json.JSONDecodeError as e:
         report.problem(source, path, f'not valid JSON ({e.msg})', f'line {e.lineno}, column {e.colno}')
@@ -493,7 +519,9 @@ def read_modu(path, source: str = 'modu', report: Report | None = None) -> Itera
         parts = next((p for k in MODU_PARTS if isinstance(p := _dig(doc, k), list)), None)
         forms = [f for p in parts or [] if isinstance(f := _dig(p, 'form') or _dig(p, 'original_form'), str)
                  and f.strip()]
-        if not forms: report.skip(source, 'missing_text'); continue
+        if not forms:
+            report.skip(source, 'missing_text')
+            continue
         yield Document('\n'.join(forms), source, str(_dig(doc, 'id') or f'{Path(path).name}:{i}'))
 
 def _aihub_text(item, text_key: str, sentence_key: str, utterance_key: str) -> str:
@@ -521,7 +549,9 @@ def read_aihub(path, source: str = 'aihub', report: Report | None = None,
         return
     for i, item in enumerate(records):
         text = _aihub_text(item, text_key, sentence_key, utterance_key)
-        if not text: report.skip(source, 'missing_text'); continue
+        if not text:
+            report.skip(source, 'missing_text')
+            continue
         did = _dig(item, 'header', 'dialogueInfo', 'dialogueID') or _dig(item, 'id') or f'{Path(path).name}:{i}'
         yield Document(text, source, str(did))
 
@@ -577,11 +607,13 @@ def read_wet(path, source: str = 'commoncrawl', report: Report | None = None,
                 if dropped: report.note(source, 'invalid_bytes', dropped)
                 langs = record.rec_headers.get_header('WARC-Identified-Content-Language')
                 if langs and not set(langs.split(',')) & set(languages):
-                    report.skip(source, 'language', len(text)); continue
+                    report.skip(source, 'language', len(text))
+                    continue
                 content, removed = remove_boilerplate(text)
                 for rule, n in removed.items(): report.note(source, f'boilerplate_{rule}', n)
                 if len(content) < (1 - max_boilerplate) * len(text.strip()):
-                    report.skip(source, 'boilerplate', len(text)); continue
+                    report.skip(source, 'boilerplate', len(text))
+                    continue
                 yield Document(content, source, record.rec_headers.get_header('WARC-Target-URI') or '')
         except ArchiveLoadFailed as e:  # not WARC where a record should start: a broken or foreign file
             report.problem(source, path, f'not a WARC record ({e}); kept the records before', f'after record {records}')
@@ -604,8 +636,8 @@ def detect_format(path) -> str:
         if head.lstrip('\ufeff \t\r\n').startswith('['): return 'aihub'  # a top-level list of records
         return 'modu'
     if stem.endswith(('.txt', '.text')) or '.' not in stem: return 'text'
-    raise ValueError(f"{path}: no reader for this name (.xml, .wet, .json, .jsonl, .txt, or no suffix; compressed or not); "
-                     f"prepare(formats={{path: reader}}) names one")
+    raise ValueError(f"{path}: no reader for this name (.xml, .wet, .json, .jsonl, .txt, or no suffix; "
+                     f"compressed or not); prepare(formats={{path: reader}}) names one")
 
 def iter_files(paths: Iterable) -> Iterator[Path]:
     "Files under `paths` (files or folders, recursively, sorted), skipping hidden files and README/SOURCES notes."
@@ -688,7 +720,7 @@ def hangul_share(text: str) -> float:
     return hangul / letters if letters else 0.0
 
 def _shingle_hashes(text: str, shingle: int, distinct: bool = True) -> np.ndarray:
-    "64-bit hashes of the character `shingle`-grams of `text` (a polynomial hash over code points), sorted and distinct."
+    "64-bit hashes of the character `shingle`-grams of `text` (a polynomial hash of code points), sorted and distinct."
     cps = np.frombuffer(text.encode('utf-32-le'), dtype=np.uint32).astype(np.uint64)
     n = max(len(cps) - shingle + 1, 1)
     h = np.zeros(n, dtype=np.uint64)
@@ -1102,11 +1134,11 @@ def prepare(inputs: Iterable, # files or folders of any format `detect_format` k
             tasks: int | None = None, # tasks of the cleaning stage (default: `workers`); more = finer resuming
             executor: str = 'local', # 'local', 'slurm' or 'ray' (see `make_executors`)
             logging_dir=None, # datatrove's logs and completions, and the intermediate files; default beside out_dir
-            start_method: str | None = None, # how local workers start: 'fork', 'spawn'; default `default_start_method()`
+            start_method: str | None = None, # local workers start by 'fork' or 'spawn' (default `default_start_method`)
             progress: bool = True, # datatrove's log on stderr
             **options, # for the Slurm or Ray executor (time, partition, cpus_per_task, …)
            ) -> Report | None: # the report; None when the stages were submitted to Slurm
-    "Read, clean, deduplicate and split `inputs` into `out_dir`/train.txt and valid.txt with datatrove; return the report."
+    "Read, clean, deduplicate and split `inputs` into `out_dir`/train.txt and valid.txt with datatrove; the report."
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
     files = list(iter_files(inputs))
@@ -1146,7 +1178,8 @@ def iter_lines_of(paths: Iterable, progress: bool = False, desc: str = '') -> It
     "Non-empty lines of UTF-8 text files, streamed, with an optional progress bar in bytes."
     from tqdm.auto import tqdm
     paths = [Path(p) for p in paths]
-    with tqdm(total=sum(p.stat().st_size for p in paths), unit='B', unit_scale=True, disable=not progress, desc=desc) as bar:
+    with tqdm(total=sum(p.stat().st_size for p in paths), unit='B', unit_scale=True, disable=not progress,
+              desc=desc) as bar:
         for path in paths:
             with open(path, 'rb') as f:
                 for raw in f:
@@ -1172,7 +1205,8 @@ def train_tokenizer(inputs: Iterable, # text files, one paragraph per line (e.g.
                    ) -> Path:
     "Train a SentencePiece tokenizer on a sample of `inputs` and write it atomically to `model_path`."
     import sentencepiece as spm, tempfile
-    model_path = Path(model_path); model_path.parent.mkdir(parents=True, exist_ok=True)
+    model_path = Path(model_path)
+    model_path.parent.mkdir(parents=True, exist_ok=True)
     sample = sample_lines(iter_lines_of(inputs, progress, 'sample'), input_sentence_size, seed)
     if not sample: raise ValueError(f"no text to train a tokenizer on in {', '.join(map(str, inputs))}")
     spm.set_random_generator_seed(seed)
@@ -1186,7 +1220,8 @@ def train_tokenizer(inputs: Iterable, # text files, one paragraph per line (e.g.
                 num_threads=threads or os.cpu_count(), minloglevel=2, **SPECIAL_IDS)
         except RuntimeError as e:
             raise ValueError(f"sentencepiece could not train a {vocab_size}-piece {model_type} tokenizer on "
-                             f"{len(sample)} lines: {e}. Change --vocab_size as it says, or train on more text.") from None
+                             f"{len(sample)} lines: {e}. Change --vocab_size as it says, or train on more text."
+                             ) from None
         os.replace(prefix.with_suffix('.model'), model_path)
         os.replace(prefix.with_suffix('.vocab'), model_path.with_suffix('.vocab'))
     return model_path
@@ -1220,7 +1255,9 @@ def iter_documents(path) -> Iterator[str]:
     with open(path, encoding='utf-8') as f:
         for line in f:
             if line := line.rstrip('\n'): lines.append(line)
-            elif lines: yield '\n'.join(lines); lines = []
+            elif lines:
+                yield '\n'.join(lines)
+                lines = []
     if lines: yield '\n'.join(lines)
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -1238,7 +1275,8 @@ def tokenize_text(text_file, # a `prepare` output (`train.txt`, `valid.txt`): do
                  ) -> dict:
     "Tokenize a text file into memory-mappable token shards with a meta file; return the meta."
     from tqdm.auto import tqdm
-    text_file, out_dir = Path(text_file), Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    text_file, out_dir = Path(text_file), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     split = split or text_file.stem
     sp = load_tokenizer(tokenizer)
     dtype, bos, eos = token_dtype(sp.vocab_size()), sp.bos_id(), sp.eos_id()
@@ -1249,31 +1287,37 @@ def tokenize_text(text_file, # a `prepare` output (`train.txt`, `valid.txt`): do
         tmp_files.extend(files)
         shards.append(dict(tokens_file=f'{name}.bin', docs_file=f'{name}.docs.bin', tokens=0, documents=0))
         return [open(f, 'wb') for f in files]
-    bar = tqdm(total=text_file.stat().st_size, unit='B', unit_scale=True, disable=not progress, desc=f'tokenize {split}')
+    bar = tqdm(total=text_file.stat().st_size, unit='B', unit_scale=True, disable=not progress,
+               desc=f'tokenize {split}')
     tokens, starts = [], []  # the current shard's tokens and document offsets not yet written
     def flush():
         tok_f.write(np.array(tokens, dtype=dtype.newbyteorder('<')).tobytes())
         doc_f.write(np.array(starts, dtype='<u8').tobytes())
-        tokens.clear(); starts.clear()
+        tokens.clear()
+        starts.clear()
     try:
         tok_f, doc_f = open_shard()
         docs = iter_documents(text_file)
         while batch := [d for _, d in zip(range(batch_docs), docs)]:
             for ids in sp.encode(batch, num_threads=threads or os.cpu_count()):
                 if shards[-1]['tokens'] + len(ids) + 2 > shard_tokens and shards[-1]['documents']:
-                    flush(); tok_f.close(); doc_f.close(); tok_f, doc_f = open_shard()
+                    flush()
+                    for f in (tok_f, doc_f): f.close()
+                    tok_f, doc_f = open_shard()
                 shard = shards[-1]
                 starts.append(shard['tokens'])
-                tokens.append(bos); tokens.extend(ids); tokens.append(eos)
-                shard['tokens'] += len(ids) + 2; shard['documents'] += 1
+                tokens.extend([bos, *ids, eos])
+                shard['tokens'] += len(ids) + 2
+                shard['documents'] += 1
             flush()  # one array per batch, not two per document: the same bytes, less overhead
             bar.update(sum(len(d.encode('utf-8')) + 2 for d in batch))
-        tok_f.close(); doc_f.close()
+        for f in (tok_f, doc_f): f.close()
         if not shards[0]['documents']: raise ValueError(f"{text_file}: no documents to tokenize")
         for f in tmp_files: os.replace(f, f.parent / f.name[1:-len('.tmp')])
         meta = dict(format='kollm-tokens-1', split=split, source=str(text_file), dtype=dtype.name,
                     tokenizer=dict(sha256=tokenizer_hash(tokenizer), vocab_size=sp.vocab_size(), **SPECIAL_IDS),
-                    tokens=sum(s['tokens'] for s in shards), documents=sum(s['documents'] for s in shards), shards=shards)
+                    tokens=sum(s['tokens'] for s in shards), documents=sum(s['documents'] for s in shards),
+                    shards=shards)
         write_atomic(out_dir / f'{split}.json', json.dumps(meta, indent=1))  # last: the shards it names are in place
         return meta
     finally:
@@ -1293,8 +1337,9 @@ class TokenShards:
             raise FileNotFoundError(f"{meta_path} is missing: tokenize the {split} split first (kollm_tokenize)")
         self.meta = json.loads(meta_path.read_text())
         if tokenizer is not None and (h := tokenizer_hash(tokenizer)) != self.meta['tokenizer']['sha256']:
-            raise ValueError(f"the shards in {self.dir} were made with tokenizer {self.meta['tokenizer']['sha256'][:12]}…, "
-                             f"not with {tokenizer} ({h[:12]}…): re-run kollm_tokenize with this tokenizer")
+            raise ValueError(f"the shards in {self.dir} were made with tokenizer "
+                             f"{self.meta['tokenizer']['sha256'][:12]}…, not with {tokenizer} ({h[:12]}…): "
+                             "re-run kollm_tokenize with this tokenizer")
         self.dtype = np.dtype(self.meta['dtype']).newbyteorder('<')
         self.shards = []
         for s in self.meta['shards']:
@@ -1310,7 +1355,8 @@ class TokenShards:
     def documents(self, shard: int = 0) -> np.ndarray:
         "Offsets of the documents' first tokens (BOS) in `shard`."
         return np.fromfile(self.dir / self.meta['shards'][shard]['docs_file'], dtype='<u8').astype(np.int64)
-    def __repr__(self): return f"TokenShards({self.dir}, {self.split!r}: {len(self):,} tokens in {len(self.shards)} shards)"
+    def __repr__(self):
+        return f"TokenShards({self.dir}, {self.split!r}: {len(self):,} tokens in {len(self.shards)} shards)"
 
 # %% ../nbs/05_data.ipynb #2ff0ac41
 import torch
@@ -1376,7 +1422,7 @@ class TokenLoader:
                             batch_sampler=_EndlessBatches(len(self.windows), self.batch_size, self.seed, self.consumed,
                                                           self.shuffle),
                             pin_memory=self.pin_memory, persistent_workers=workers and self.persistent_workers,
-                            generator=torch.Generator(),  # its own: creating the iterator must not draw from the global RNG
+                            generator=torch.Generator(),  # its own: making an iterator must not use the global RNG
                             prefetch_factor=self.prefetch_factor if workers else None)
         for batch in loader:
             self.consumed += 1
@@ -1394,7 +1440,7 @@ class TokenLoader:
 # %% ../nbs/05_data.ipynb #81ce8f29
 @call_parse
 def kollm_prepare(inputs: str, # files or folders, comma-separated, in any format `detect_format` knows
-                  out_dir: str = 'data/processed', # output folder for train.txt, valid.txt and report.json, replaced as a whole
+                  out_dir: str = 'data/processed', # folder for train.txt, valid.txt and report.json, replaced whole
                   valid_fraction: float = 0.005, # share of documents (by content hash) sent to valid.txt
                   min_chars: int = 10, # drop documents shorter than this after cleaning
                   min_hangul: float = 0.5, # drop documents whose letters are less than this share Hangul
@@ -1403,10 +1449,10 @@ def kollm_prepare(inputs: str, # files or folders, comma-separated, in any forma
                   executor: str = 'local', # where the tasks run: 'local' (this machine), 'slurm' or 'ray' (a cluster)
                   tasks: int = None, # tasks of the cleaning stage (default: --workers); the unit of resuming
                   workers: int = None, # tasks at once (default: all cores; 0 = one after another in this process)
-                  logging_dir: str = None, # datatrove logs, completions and intermediate files (default: beside out_dir); a killed run resumes from it
+                  logging_dir: str = None, # datatrove logs, work files (default: beside out_dir); a killed run resumes
                   partition: str = None, # Slurm partition (--executor slurm)
                   time: str = None, # Slurm time limit per task, e.g. 4:00:00 (--executor slurm)
-                  executor_options: str = None, # more executor arguments as JSON, e.g. '{"cpus_per_task": 2, "qos": "high"}'
+                  executor_options: str = None, # more executor arguments, JSON: '{"cpus_per_task": 2, "qos": "high"}'
                   quiet: bool = False, # no datatrove log
                  ) -> int: # exit status: the number of files with problems (at most 100), 0 when every file was whole
     "Turn raw Korean sources into cleaned, deduplicated train/valid text with a report of every dropped document."
@@ -1414,7 +1460,8 @@ def kollm_prepare(inputs: str, # files or folders, comma-separated, in any forma
     options = json.loads(executor_options) if executor_options else {}
     options.update({k: v for k, v in dict(partition=partition, time=time).items() if v is not None})
     report = prepare([p for p in inputs.split(',') if p], out_dir, valid_fraction=valid_fraction, min_chars=min_chars,
-                     min_hangul=min_hangul, max_repetition=max_repetition, near_dup_threshold=near_dup_threshold or None,
+                     min_hangul=min_hangul, max_repetition=max_repetition,
+                     near_dup_threshold=near_dup_threshold or None,
                      executor=executor, tasks=tasks, workers=workers, logging_dir=logging_dir, progress=not quiet,
                      **options)
     if report is None:
@@ -1431,11 +1478,11 @@ def kollm_prepare(inputs: str, # files or folders, comma-separated, in any forma
 @call_parse
 def kollm_tokenizer(inputs: str = 'data/processed/train.txt', # text files to train on, comma-separated
                     model: str = 'models/tokenizer.model', # where to write the SentencePiece model
-                    valid: str = 'data/processed/valid.txt', # text to report characters and bytes per token on ('' to skip)
+                    valid: str = 'data/processed/valid.txt', # text to measure characters, bytes per token on ('' skips)
                     vocab_size: int = 32000, # number of pieces, including 4 special ids and 256 byte pieces
                     model_type: str = 'bpe', # 'bpe' (compresses Korean better, measured in chapter 05) or 'unigram'
-                    character_coverage: float = 0.9995, # share of characters covered by pieces; the rarest are spelled in bytes
-                    byte_fallback: bool = True, # unknown characters become UTF-8 byte pieces, not <unk> (--no-byte_fallback: <unk>)
+                    character_coverage: float = 0.9995, # share of characters in pieces; the rarest are spelt in bytes
+                    byte_fallback: bool = True, # unknown characters become UTF-8 bytes (--no-byte_fallback: <unk>)
                     split_digits: bool = True, # numbers become single digits (--no-split_digits: digits may merge)
                     input_sentence_size: int = 2_000_000, # lines sampled for training (bounds memory and time)
                     seed: int = 0, # sampling seed: same inputs and seed give the same tokenizer
@@ -1446,7 +1493,8 @@ def kollm_tokenizer(inputs: str = 'data/processed/train.txt', # text files to tr
     import time
     start = time.time()
     path = train_tokenizer([p for p in inputs.split(',') if p], model, vocab_size=vocab_size, model_type=model_type,
-                           character_coverage=character_coverage, byte_fallback=byte_fallback, split_digits=split_digits,
+                           character_coverage=character_coverage, byte_fallback=byte_fallback,
+                           split_digits=split_digits,
                            input_sentence_size=input_sentence_size, seed=seed, threads=threads, progress=not quiet)
     print(f"wrote {path} ({vocab_size} pieces, {model_type}) in {time.time() - start:.0f} s")
     if valid and Path(valid).exists():
@@ -1455,7 +1503,7 @@ def kollm_tokenizer(inputs: str = 'data/processed/train.txt', # text files to tr
               f"{c['bytes_per_token']:.2f} bytes/token")
 
 @call_parse
-def kollm_tokenize(inputs: str = 'data/processed/train.txt,data/processed/valid.txt', # text files (one split each), comma-separated
+def kollm_tokenize(inputs: str = 'data/processed/train.txt,data/processed/valid.txt', # files (one per split), by commas
                    tokenizer: str = 'models/tokenizer.model', # the SentencePiece model to encode with
                    out_dir: str = 'data/tokens', # folder for the shards and one <split>.json meta file per split
                    shard_tokens: int = 2**30, # tokens per shard file at most (2 GiB of uint16)

@@ -26,7 +26,8 @@ def corpus_files(corpus=None, # a file or folder, a comma-separated string of th
                 ) -> list[Path]:
     "The files the demo reads: those under `corpus`, or the Korean text konlpy ships when it is None."
     if corpus is None: return embedded_corpus()
-    paths = [p for p in corpus.split(',') if p] if isinstance(corpus, str) else [corpus] if isinstance(corpus, Path) else corpus
+    if isinstance(corpus, str): paths = [p for p in corpus.split(',') if p]
+    else: paths = [corpus] if isinstance(corpus, Path) else corpus
     files = list(iter_files(paths))
     if not files: raise ValueError(f"no files under {corpus}")
     return files
@@ -50,9 +51,9 @@ def demo_config(out, # the run folder: tokens and tokenizer are read from it, ch
                                          f'model.max_seq_length={DEMO_SEQ_LEN}'])
     return replace(cfg, tokens_dir=str(out / 'tokens'), tokenizer=str(out / 'tokenizer.model'), out_dir=str(out),
                    seq_len=DEMO_SEQ_LEN, batch_size=16, grad_accum=1, max_steps=steps, lr=2e-3, min_lr=2e-4,
-                   warmup_steps=min(50, max(10, steps // 5)), save_steps=100, keep_checkpoints=2, eval_steps=100, eval_batches=8,
-                   log_steps=10, seed=seed, device=device,
-                   compile=False)  # cpu_tiny's recipe (Muon, WSD) without compiling: a few hundred steps do not repay it
+                   warmup_steps=min(50, max(10, steps // 5)), save_steps=100, keep_checkpoints=2, eval_steps=100,
+                   eval_batches=8, log_steps=10, seed=seed, device=device,
+                   compile=False)  # cpu_tiny's recipe (Muon, WSD) without compile: a short run does not repay it
 
 # %% ../nbs/09_demo.ipynb #ae8989f6
 def _key(*parts) -> str:
@@ -63,15 +64,18 @@ def _key(*parts) -> str:
 class Manifest:
     "`demo.json` of a run folder: per step, the key of its inputs, its outputs and its figures."
     def __init__(self, run_dir, fresh: bool = False):
-        self.dir = Path(run_dir); self.path = self.dir / 'demo.json'
-        self.steps = {} if fresh or not self.path.exists() else json.loads(self.path.read_text(encoding='utf-8'))['steps']
+        self.dir = Path(run_dir)
+        self.path = self.dir / 'demo.json'
+        self.steps = {}
+        if not fresh and self.path.exists(): self.steps = json.loads(self.path.read_text(encoding='utf-8'))['steps']
         self.reused = []  # steps this session found finished
 
     def finished(self, step: str, key: str) -> dict | None:
         "The record of `step` if it finished with these inputs and its outputs are all still there."
         rec = self.steps.get(step)
         if rec and rec['key'] == key and rec['done'] and all((self.dir / o).exists() for o in rec['outputs']):
-            self.reused.append(step); return rec
+            self.reused.append(step)
+            return rec
 
     def record(self, step: str, key: str, outputs: list[str], done: bool = True, **figures) -> dict:
         self.steps[step] = dict(key=key, outputs=outputs, done=done, **figures)
@@ -81,7 +85,8 @@ class Manifest:
     def run(self, step: str, key: str, outputs: list[str], work, log=print) -> dict:
         "Reuse `step` if it finished with these inputs; otherwise clear its outputs, `work()` and record its figures."
         if rec := self.finished(step, key):
-            log(f"{step}: reused ({rec['seconds']:.1f} s when it ran)"); return rec
+            log(f"{step}: reused ({rec['seconds']:.1f} s when it ran)")
+            return rec
         for o in outputs: remove_path(self.dir / o)
         start = time.perf_counter()
         figures = work()
@@ -101,7 +106,8 @@ def steps_within(cfg: TrainConfig, # the run, with `max_steps` the most steps wa
     start = time.perf_counter()
     train(replace(cfg, max_steps=probe, save_steps=probe, log_steps=max(probe // 2, 1)), progress=progress, log=log)
     spent = time.perf_counter() - start
-    tokens_per_s = [m['tokens_per_s'] for m in read_metrics(cfg.out_dir) if 'tokens_per_s' in m][-1]  # the first step's set-up left out
+    # the speed of the last logged steps: the first step's set-up left out
+    tokens_per_s = [m['tokens_per_s'] for m in read_metrics(cfg.out_dir) if 'tokens_per_s' in m][-1]
     step_s = cfg.tokens_per_step / tokens_per_s
     fit = probe + int(max(seconds - spent, 0) / step_s * 0.95)  # 5% for the periodic evaluations and checkpoints
     log(f"train: {probe} steps at {step_s:.2f} s/step; {min(fit, cfg.max_steps)} of {cfg.max_steps} steps fit in "
@@ -149,7 +155,109 @@ def _train_figures(run_dir) -> dict:
 # %% ../nbs/09_demo.ipynb #6cae39c8
 DEMO_PROMPTS = ('대한민국은', '국회는', '모든 국민은')  # the Constitution's first words, and two of its subjects
 
-def run_demo(corpus=None, # files or folders (a path, a comma-separated string or a list); None: konlpy's Korean law text
+def _data_steps(m: Manifest, files: list[Path], valid_fraction: float, vocab_size: int, seed: int, progress: bool,
+                log) -> tuple[str, dict, dict, dict]: # (the last step's key, prepare, tokenizer and tokenize records)
+    "`run_demo`'s prepare, tokenizer and tokenize steps in the run folder of `m`; each step's key extends the last."
+    data, tok = m.dir / 'data', m.dir / 'tokenizer.model'
+    def prepare_step():
+        report = prepare(files, data, valid_fraction=valid_fraction, progress=progress)
+        figures = _prepare_figures(report)
+        if not figures['valid_documents'] or not figures['train_documents']:
+            raise ValueError(f"{figures['train_documents']} training and {figures['valid_documents']} validation "
+                             f"documents: give more text or another valid_fraction (now {valid_fraction:g})")
+        return figures
+    sources = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    key = _key('prepare', sources, valid_fraction)
+    prep = m.run('prepare', key, ['data'], prepare_step, log)
+
+    def tokenizer_step():
+        sp = load_tokenizer(train_tokenizer([data / 'train.txt'], tok, vocab_size=vocab_size, seed=seed,
+                                            progress=progress))
+        c = compression(sp, data / 'valid.txt')
+        return dict(vocab_size=sp.vocab_size(), chars_per_token=c['chars_per_token'],
+                    bytes_per_token=c['bytes_per_token'])
+    key = _key('tokenizer', key, vocab_size, seed)
+    tokenizer = m.run('tokenizer', key, ['tokenizer.model', 'tokenizer.vocab'], tokenizer_step, log)
+
+    def tokenize_step():
+        metas = {s: tokenize_text(data / f'{s}.txt', tok, m.dir / 'tokens', progress=progress)
+                 for s in ('train', 'valid')}
+        return {f'{s}_tokens': meta['tokens'] for s, meta in metas.items()}
+    key = _key('tokenize', key)
+    return key, prep, tokenizer, m.run('tokenize', key, ['tokens'], tokenize_step, log)
+
+def _train_step(m: Manifest, cfg: TrainConfig, key: str, minutes: float, deadline: float | None, progress: bool,
+                log) -> tuple[str, dict]: # (the train step's key, its record)
+    "`run_demo`'s train step: reused, resumed toward its recorded steps, or probed and fitted to the time left."
+    out = m.dir
+    key = _key('train', key, cfg.to_yaml(), minutes)
+    if run := m.finished('train', key):
+        log(f"train: reused ({run['seconds']:.1f} s when it ran)")
+        return key, run
+    outputs = ['checkpoints', 'metrics.jsonl', 'config.yaml']
+    before = m.steps.get('train', {})
+    resuming = before.get('key') == key and before.get('max_steps') and list_checkpoints(out)
+    if not resuming:
+        for o in outputs: remove_path(out / o)
+    t, seconds = time.perf_counter(), before.get('seconds', 0) if resuming else 0
+    # the budget left, less a reserve for the eval, the samples and the plot
+    time_left = lambda: deadline - time.perf_counter() - max(20, 0.1 * minutes * 60) if deadline else None
+    if resuming:
+        max_steps = before['max_steps']
+        log(f"train: resuming toward step {max_steps}")
+    else:
+        max_steps = steps_within(cfg, time_left(), progress=progress, log=log)  # a forecast from timed steps...
+        m.record('train', key, outputs, done=False, max_steps=max_steps, seconds=time.perf_counter() - t)
+    result = train(replace(cfg, max_steps=max_steps), resume=bool(list_checkpoints(out)), progress=progress,
+                   log=log, pause_after=None if deadline is None else max(time_left(), 0))  # ...and a hard stop
+    max_steps = result['step']
+    run = m.record('train', key, outputs, max_steps=max_steps, seconds=seconds + time.perf_counter() - t,
+                   checkpoint=str(Path(result['checkpoint']).relative_to(out)), precision=result['precision'],
+                   device=result['device'], **_train_figures(out))
+    log(f"train: {max_steps} steps in {run['seconds']:.1f} s")
+    return key, run
+
+def _measure_steps(m: Manifest, cfg: TrainConfig, key: str, run: dict, # the train step's key and record
+                   device: str, prompts, max_new_tokens: int, seed: int, progress: bool, log,
+                  ) -> tuple[str, dict, dict]: # (the last step's key, eval and generate records)
+    "`run_demo`'s eval and generate steps on the trained checkpoint, loaded once for both and only if one runs."
+    out = m.dir
+    data, ckpt = out / 'data', out / run['checkpoint']
+    loaded = {}
+    def model_and_tokenizer():
+        if not loaded: loaded['m'] = load_for_inference(ckpt, out / 'tokenizer.model', device, 'fp32')
+        return loaded['m']
+    def eval_step():
+        model, sp, policy = model_and_tokenizer()
+        r = evaluate_text(model, sp, data / 'valid.txt', seq_len=cfg.seq_len, precision=policy, progress=progress)
+        write_atomic(out / 'eval.json', json.dumps(r, indent=1))
+        return r
+    key = _key('eval', key, run['checkpoint'])
+    evaluation = m.run('eval', key, ['eval.json'], eval_step, log)
+
+    def generate_step():
+        model, sp, policy = model_and_tokenizer()
+        texts = continue_documents(model, sp, list(prompts), max_new_tokens, seed=seed, precision=policy)
+        samples = [dict(prompt=p, text=t.removeprefix(p), hangul=hangul_share(t.removeprefix(p)))
+                   for p, t in zip(prompts, texts)]
+        write_atomic(out / 'samples.json', json.dumps(samples, ensure_ascii=False, indent=1))
+        return dict(samples=samples)
+    key = _key('generate', key, list(prompts), max_new_tokens, seed)
+    return key, evaluation, m.run('generate', key, ['samples.json'], generate_step, log)
+
+def _plot_step(m: Manifest, key: str, preset: str, run: dict, evaluation: dict, log):
+    "`run_demo`'s plot step: the run's losses as loss.png, skipped (with a note) when matplotlib is missing."
+    def plot_step():
+        import matplotlib.pyplot as plt
+        ax = plot_metrics(m.dir)
+        ax.set_title(f"{preset}, {run['max_steps']} steps: 검증 perplexity {evaluation['ppl']:.1f}")
+        with atomic_path(m.dir / 'loss.png') as tmp: ax.figure.savefig(tmp, format='png', dpi=120, bbox_inches='tight')
+        plt.close(ax.figure)
+        return {}
+    try: m.run('plot', _key('plot', key), ['loss.png'], plot_step, log)
+    except ModuleNotFoundError as e: log(f"plot: skipped, {e.name} is missing (pip install 'kollm[demo]')")
+
+def run_demo(corpus=None, # files or folders (path, comma-separated string or list); None: konlpy's Korean law text
              out='runs/demo', # the run folder: data, tokenizer, tokens, checkpoints, metrics, report and plot
              minutes: float = 4.0, # time for the whole run: training takes the steps that fit (0: no limit)
              steps: int = 150, # training steps at most
@@ -171,100 +279,28 @@ def run_demo(corpus=None, # files or folders (a path, a comma-separated string o
     m = Manifest(out, fresh)
     files = corpus_files(corpus)
     valid_fraction = valid_fraction or auto_valid_fraction(files)
-    data, tok = out / 'data', out / 'tokenizer.model'
-
-    def prepare_step():
-        report = prepare(files, data, valid_fraction=valid_fraction, progress=progress)
-        figures = _prepare_figures(report)
-        if not figures['valid_documents'] or not figures['train_documents']:
-            raise ValueError(f"{figures['train_documents']} training and {figures['valid_documents']} validation "
-                             f"documents: give more text or another valid_fraction (now {valid_fraction:g})")
-        return figures
-    sources = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    key = _key('prepare', sources, valid_fraction)
-    prep = m.run('prepare', key, ['data'], prepare_step, log)
-
-    def tokenizer_step():
-        sp = load_tokenizer(train_tokenizer([data / 'train.txt'], tok, vocab_size=vocab_size, seed=seed, progress=progress))
-        c = compression(sp, data / 'valid.txt')
-        return dict(vocab_size=sp.vocab_size(), chars_per_token=c['chars_per_token'], bytes_per_token=c['bytes_per_token'])
-    key = _key('tokenizer', key, vocab_size, seed)
-    tokenizer = m.run('tokenizer', key, ['tokenizer.model', 'tokenizer.vocab'], tokenizer_step, log)
-
-    def tokenize_step():
-        metas = {s: tokenize_text(data / f'{s}.txt', tok, out / 'tokens', progress=progress) for s in ('train', 'valid')}
-        return {f'{s}_tokens': meta['tokens'] for s, meta in metas.items()}
-    key = _key('tokenize', key)
-    tokens = m.run('tokenize', key, ['tokens'], tokenize_step, log)
-
+    key, prep, tokenizer, tokens = _data_steps(m, files, valid_fraction, vocab_size, seed, progress, log)
     cfg = demo_config(out, vocab_size, preset, steps, seed, device)
-    key = _key('train', key, cfg.to_yaml(), minutes)
-    outputs = ['checkpoints', 'metrics.jsonl', 'config.yaml']
-    if not (run := m.finished('train', key)):
-        before = m.steps.get('train', {})
-        resuming = before.get('key') == key and before.get('max_steps') and list_checkpoints(out)
-        if not resuming:
-            for o in outputs: remove_path(out / o)
-        t, seconds = time.perf_counter(), before.get('seconds', 0) if resuming else 0
-        time_left = lambda: deadline - time.perf_counter() - max(20, 0.1 * minutes * 60) if deadline else None  # eval, samples, plot
-        if resuming: max_steps = before['max_steps']; log(f"train: resuming toward step {max_steps}")
-        else:
-            max_steps = steps_within(cfg, time_left(), progress=progress, log=log)  # a forecast from timed steps...
-            m.record('train', key, outputs, done=False, max_steps=max_steps, seconds=time.perf_counter() - t)
-        result = train(replace(cfg, max_steps=max_steps), resume=bool(list_checkpoints(out)), progress=progress, log=log,
-                       pause_after=None if deadline is None else max(time_left(), 0))  # ...and a hard stop
-        max_steps = result['step']
-        run = m.record('train', key, outputs, max_steps=max_steps, seconds=seconds + time.perf_counter() - t,
-                       checkpoint=str(Path(result['checkpoint']).relative_to(out)), precision=result['precision'],
-                       device=result['device'], **_train_figures(out))
-        log(f"train: {max_steps} steps in {run['seconds']:.1f} s")
-    else: log(f"train: reused ({run['seconds']:.1f} s when it ran)")
-    ckpt = out / run['checkpoint']
-
-    loaded = {}
-    def model_and_tokenizer():
-        if not loaded: loaded['m'] = load_for_inference(ckpt, tok, device, 'fp32')
-        return loaded['m']
-    def eval_step():
-        model, sp, policy = model_and_tokenizer()
-        r = evaluate_text(model, sp, data / 'valid.txt', seq_len=cfg.seq_len, precision=policy, progress=progress)
-        write_atomic(out / 'eval.json', json.dumps(r, indent=1))
-        return r
-    key = _key('eval', key, run['checkpoint'])
-    evaluation = m.run('eval', key, ['eval.json'], eval_step, log)
-
-    def generate_step():
-        model, sp, policy = model_and_tokenizer()
-        texts = continue_documents(model, sp, list(prompts), max_new_tokens, seed=seed, precision=policy)
-        samples = [dict(prompt=p, text=t.removeprefix(p), hangul=hangul_share(t.removeprefix(p))) for p, t in zip(prompts, texts)]
-        write_atomic(out / 'samples.json', json.dumps(samples, ensure_ascii=False, indent=1))
-        return dict(samples=samples)
-    key = _key('generate', key, list(prompts), max_new_tokens, seed)
-    samples = m.run('generate', key, ['samples.json'], generate_step, log)
-
-    def plot_step():
-        import matplotlib.pyplot as plt
-        ax = plot_metrics(out)
-        ax.set_title(f"{preset}, {run['max_steps']} steps: 검증 perplexity {evaluation['ppl']:.1f}")
-        with atomic_path(out / 'loss.png') as tmp: ax.figure.savefig(tmp, format='png', dpi=120, bbox_inches='tight')
-        plt.close(ax.figure)
-        return {}
-    try: m.run('plot', _key('plot', key), ['loss.png'], plot_step, log)
-    except ModuleNotFoundError as e: log(f"plot: skipped, {e.name} is missing (pip install 'kollm[demo]')")
+    key, run = _train_step(m, cfg, key, minutes, deadline, progress, log)
+    key, evaluation, samples = _measure_steps(m, cfg, key, run, device, prompts, max_new_tokens, seed, progress, log)
+    _plot_step(m, key, preset, run, evaluation, log)
 
     steps_done = {s: r for s, r in m.steps.items() if r['done']}
     summary = dict(
         corpus='konlpy law text (kolaw, kobill)' if corpus is None else str(corpus), files=len(files),
-        valid_fraction=valid_fraction, documents={k: prep[k] for k in ('read', 'kept', 'train_documents', 'valid_documents')},
+        valid_fraction=valid_fraction,
+        documents={k: prep[k] for k in ('read', 'kept', 'train_documents', 'valid_documents')},
         dropped=prep['dropped'], kept_chars=prep['kept_chars'], vocab_size=tokenizer['vocab_size'],
         chars_per_token=tokenizer['chars_per_token'], bytes_per_token=tokenizer['bytes_per_token'],
         train_tokens=tokens['train_tokens'], valid_tokens=tokens['valid_tokens'], preset=preset,
         parameters=count_parameters(cfg.model_config()), steps=run['max_steps'], tokens_per_step=cfg.tokens_per_step,
         tokens_seen=run['tokens'], epochs=run['tokens'] / tokens['train_tokens'], precision=run['precision'],
-        device=run['device'], tokens_per_s=run['tokens_per_s'], seconds_per_step=cfg.tokens_per_step / run['tokens_per_s'],
+        device=run['device'], tokens_per_s=run['tokens_per_s'],
+        seconds_per_step=cfg.tokens_per_step / run['tokens_per_s'],
         train_loss=run['train_loss'], val_loss=evaluation['nll'], val_ppl=evaluation['ppl'], val_bpb=evaluation['bpb'],
         eval_tokens=evaluation['tokens'], eval_documents=evaluation['documents'], samples=samples['samples'],
-        seconds={s: r['seconds'] for s, r in steps_done.items()}, reused=m.reused, wall_seconds=time.perf_counter() - start)
+        seconds={s: r['seconds'] for s, r in steps_done.items()}, reused=m.reused,
+        wall_seconds=time.perf_counter() - start)
     write_atomic(out / 'summary.json', json.dumps(summary, ensure_ascii=False, indent=1))
     return summary
 

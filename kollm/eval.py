@@ -12,13 +12,14 @@ __all__ = ['HANGUL', 'KOREAN_PROMPTS', 'scored_documents', 'sliding_windows', 'e
 import codecs, functools, math, random, re
 from bisect import bisect_right
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from fastcore.script import call_parse
 from json import dumps
 from torch import Tensor
+if TYPE_CHECKING: import pandas as pd  # for annotations only: pandas is imported where it is used
 
 from .model import SAMPLING, KoLLM
 from .data import SPECIAL_IDS, TokenShards, iter_documents
@@ -35,7 +36,8 @@ def scored_documents(path, # a `prepare` text file, or a folder of `tokenize_tex
     if path.is_dir():
         shards = TokenShards(path, split)
         if shards.vocab_size != tokenizer.vocab_size():
-            raise ValueError(f"{path} was tokenized with {shards.vocab_size} pieces, the tokenizer has {tokenizer.vocab_size()}")
+            raise ValueError(f"{path} was tokenized with {shards.vocab_size} pieces, "
+                             f"the tokenizer has {tokenizer.vocab_size()}")
         for i, tokens in enumerate(shards.shards):
             starts = shards.documents(i).tolist()
             for start, end in zip(starts, starts[1:] + [len(tokens)]):
@@ -98,7 +100,9 @@ def evaluate_text(model: KoLLM,
         for begin, end, first in sliding_windows(len(ids) - 1, seq_len, stride):
             targets = ids[begin + 1:end + 1]
             batch.append((ids[begin:end], [-100] * (first - begin) + targets[first - begin:]))
-            if len(batch) == batch_size: total_nll += score(batch); batch = []
+            if len(batch) == batch_size:
+                total_nll += score(batch)
+                batch = []
         tokens, n_bytes, documents = tokens + len(ids) - 1, n_bytes + doc_bytes, documents + 1
         bar.update(doc_bytes)
     if batch: total_nll += score(batch)
@@ -140,7 +144,7 @@ def load_for_inference(ckpt, # a checkpoint folder (model.safetensors + config.y
 # %% ../nbs/07_eval.ipynb #39751c23
 @call_parse
 def kollm_eval(ckpt: str = None, # checkpoint folder (model.safetensors + config.yaml); required
-               text: str = None, # a `prepare` text file (blank-line separated documents) or a folder of token shards; required
+               text: str = None, # a `prepare` text file (blank lines between documents) or token shards; required
                tokenizer: str = None, # SentencePiece model (default: the checkpoint's)
                split: str = 'valid', # split to read when `text` is a shard folder
                seq_len: int = None, # tokens per window (default: the model's max_seq_length)
@@ -265,7 +269,7 @@ def kollm_generate(ckpt: str = None, # checkpoint folder (model.safetensors + co
                    seed: int = None, # random seed, for reproducible samples
                    device: str = 'auto', # auto, cpu, cuda, mps
                    precision: str = 'auto', # auto, fp32, fp16, bf16
-                   compile: bool = False, # compile the decoding step first (a one-off 20-60 s; then up to ~1.8x faster on CPU)
+                   compile: bool = False, # compile the decoding step first (once, 20-60 s; then ≤ ~1.8x faster on CPU)
                   ):
     "Continue a prompt with a checkpoint, streaming the text as it is decoded."
     if not ckpt: raise SystemExit("kollm_generate needs --ckpt DIR (see --help)")
@@ -300,9 +304,14 @@ def repeated_ngrams(texts: list[str], n: int = 4) -> float:
 
 def shuffle_within(text: str, rng: random.Random, unit: str = 'eojeol') -> str:
     "`text` with its eojeols, or its syllables (non-space characters; spaces stay put), in random order."
-    if unit == 'eojeol': words = text.split(); rng.shuffle(words); return ' '.join(words)
+    if unit == 'eojeol':
+        words = text.split()
+        rng.shuffle(words)
+        return ' '.join(words)
     if unit != 'syllable': raise ValueError(f"unit must be 'eojeol' or 'syllable', got {unit!r}")
-    chars = [c for c in text if not c.isspace()]; rng.shuffle(chars); it = iter(chars)
+    chars = [c for c in text if not c.isspace()]
+    rng.shuffle(chars)
+    it = iter(chars)
     return ''.join(c if c.isspace() else next(it) for c in text)
 
 # %% ../nbs/07_eval.ipynb #e393ca00
@@ -351,7 +360,8 @@ def passages_like(samples: list[str], # texts whose lengths to match
         passage = []
         while len(' '.join(passage)) < len(sample):
             word = next(words, None)
-            if word is None: raise ValueError(f"{reference} is shorter than the samples ({sum(map(len, samples))} characters)")
+            if word is None:
+                raise ValueError(f"{reference} is shorter than the samples ({sum(map(len, samples))} characters)")
             passage.append(word)
         passages.append(' '.join(passage))
     return passages
@@ -393,11 +403,15 @@ def plot_perplexity(run_dir, # a training run's folder (with metrics.jsonl)
         ax.plot(t[x], t.loss.clip(upper=50).map(math.exp), label='학습 (train)', alpha=0.7)
     v = m.dropna(subset=['val_loss'])
     ax.plot(v[x], v.val_loss.clip(upper=50).map(math.exp), 'o-', label='검증 (valid)')
-    ax.set_yscale('log'); ax.grid(alpha=0.3, which='both'); ax.legend()
+    ax.set_yscale('log')
+    ax.grid(alpha=0.3, which='both')
+    ax.legend()
     plain = FuncFormatter(lambda v, _: f'{v:g}')  # 300, not 3×10²
-    ax.yaxis.set_major_formatter(plain); ax.yaxis.set_minor_formatter(plain)
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(plain)
     if x == 'tokens': ax.xaxis.set_major_formatter(EngFormatter())  # 300k, not 300000
-    ax.set_xlabel('학습 단계 (step)' if x == 'step' else '학습한 토큰 수'); ax.set_ylabel('퍼플렉서티 (perplexity)')
+    ax.set_xlabel('학습 단계 (step)' if x == 'step' else '학습한 토큰 수')
+    ax.set_ylabel('퍼플렉서티 (perplexity)')
     return ax
 
 def plot_training(run_dir, # a training run's folder (with metrics.jsonl)

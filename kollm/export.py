@@ -27,11 +27,11 @@ def _normalizes_like_kollm(sp) -> bool:
     return sp.normalize(probe) == '▁' + re.sub(' +', ' ', probe.strip(' ')).replace(' ', '▁')
 
 def _is_bpe(sp) -> bool:
-    "Whether `sp` is a BPE model: its pieces' scores are minus their merge ranks, whole numbers (unigram's are log-probabilities)."
+    "Whether `sp` is a BPE model: piece scores are minus merge ranks, whole numbers (unigram's are log-probabilities)."
     return all(sp.get_score(i).is_integer() for i in range(sp.vocab_size()) if sp.is_control(i) + sp.is_byte(i) == 0)
 
 def bpe_vocab_and_merges(sp) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    "The pieces of a SentencePiece BPE model by id, and its merges: each piece's splits into two pieces, by the piece's rank."
+    "The pieces of a SentencePiece BPE model by id, and its merges: each piece's split into two, by the piece's rank."
     from transformers.tokenization_utils_base import generate_merges
     vocab = {sp.id_to_piece(i): i for i in range(sp.vocab_size())}
     return vocab, generate_merges(vocab)
@@ -70,7 +70,8 @@ def _check_dtype(dtype: str) -> torch.dtype:
 def _source_model(source, tokenizer) -> tuple[KoLLM, Path]:
     "The model and the tokenizer file of an export: a `KoLLM` with a tokenizer path, or a checkpoint folder."
     if isinstance(source, KoLLM):
-        if tokenizer is None: raise ValueError("exporting a model object needs tokenizer=PATH (its SentencePiece model)")
+        if tokenizer is None:
+            raise ValueError("exporting a model object needs tokenizer=PATH (its SentencePiece model)")
         model = source
     else:
         if not (Path(source) / 'model.safetensors').is_file():
@@ -91,12 +92,12 @@ def _write_atomically(out, write, overwrite: bool) -> Path:
     return out
 
 def generation_defaults() -> dict:
-    "kollm's sampling for text (`SAMPLING`: temperature, top-k, top-p, repetition penalty) as HF generation config keys."
+    "kollm's sampling for text (`SAMPLING`: temperature, top-k, top-p, repetition penalty) as HF generation config."
     return dict(do_sample=True, **SAMPLING)
 
 def export_hf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors + config.yaml)
               out, # the directory to write
-              tokenizer=None, # SentencePiece model file (default: the checkpoint's run tokenizer; required for a model)
+              tokenizer=None, # SentencePiece model file (default: the checkpoint's run tokenizer; needed for a model)
               dtype: str = 'fp32', # weights as fp32, fp16 or bf16
               overwrite: bool = False, # replace `out` if it exists
              ) -> Path: # `out`
@@ -104,7 +105,8 @@ def export_hf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors + c
     from transformers import GenerationConfig
     torch_dtype = _check_dtype(dtype)
     model, tokenizer = _source_model(source, tokenizer)
-    ids = dict(pad_token_id=SPECIAL_IDS['pad_id'], bos_token_id=SPECIAL_IDS['bos_id'], eos_token_id=SPECIAL_IDS['eos_id'])
+    ids = dict(pad_token_id=SPECIAL_IDS['pad_id'], bos_token_id=SPECIAL_IDS['bos_id'],
+               eos_token_id=SPECIAL_IDS['eos_id'])
     def write(tmp: Path):
         hf = to_hf(model, **ids).to(torch_dtype)
         hf.generation_config = GenerationConfig(**ids, **generation_defaults())
@@ -117,8 +119,8 @@ def export_hf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors + c
         # add_bos_token documents what the post-processor does
         config.update(tokenizer_class='PreTrainedTokenizerFast', add_bos_token=True, add_eos_token=False)
         (tmp / 'tokenizer_config.json').write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding='utf-8')
-        (tmp / 'special_tokens_map.json').write_text(json.dumps(
-            {k: getattr(tok, k) for k in ('bos_token', 'eos_token', 'unk_token', 'pad_token')}, indent=2), encoding='utf-8')
+        special = {k: getattr(tok, k) for k in ('bos_token', 'eos_token', 'unk_token', 'pad_token')}
+        (tmp / 'special_tokens_map.json').write_text(json.dumps(special, indent=2), encoding='utf-8')
     return _write_atomically(out, write, overwrite)
 
 # %% ../nbs/08_export.ipynb #84c350a8
@@ -138,7 +140,8 @@ def import_hf(hf_dir, # a Hugging Face LLaMA directory (config.json + safetensor
     "Turn a Hugging Face LLaMA directory into a kollm checkpoint (float32, its tokenizer) that a run starts from."
     from transformers import AutoConfig, LlamaForCausalLM
     hf_dir, out_dir = Path(hf_dir), Path(out_dir)
-    if not (hf_dir / 'config.json').is_file(): raise FileNotFoundError(f"{hf_dir} has no config.json: not a Hugging Face model")
+    if not (hf_dir / 'config.json').is_file():
+        raise FileNotFoundError(f"{hf_dir} has no config.json: not a Hugging Face model")
     hf_cfg = AutoConfig.from_pretrained(hf_dir, local_files_only=True)
     if hf_cfg.model_type != 'llama':
         raise ValueError(f"{hf_dir} holds a {hf_cfg.model_type!r} model; kollm imports LLaMA ('llama') models only")
@@ -172,7 +175,7 @@ def _token_type(sp, i: int):
 
 def export_gguf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors + config.yaml)
                 path, # the .gguf file to write
-                tokenizer=None, # SentencePiece model file (default: the checkpoint's run tokenizer; required for a model)
+                tokenizer=None, # SentencePiece model file (default: the checkpoint's run tokenizer; needed for a model)
                 dtype: str = 'fp32', # fp32, or fp16 for the matrices (norms stay fp32)
                 overwrite: bool = False, # replace `path` if it exists
                 progress: bool = False, # show a progress bar while the tensors are written
@@ -182,7 +185,8 @@ def export_gguf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors +
     if dtype not in ('fp32', 'fp16'): raise ValueError(f"GGUF dtype must be fp32 or fp16, got {dtype!r}")
     model, tokenizer = _source_model(source, tokenizer)
     sp, cfg, path = load_tokenizer(tokenizer), model.cfg, Path(path)
-    if path.exists() and not overwrite: raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     with atomic_path(path) as tmp:
         writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
         writer.add_name(path.stem)
@@ -198,12 +202,16 @@ def export_gguf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors +
         writer.add_vocab_size(cfg.vocab_size)
         writer.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == 'fp32' else gguf.LlamaFileType.MOSTLY_F16)
         writer.add_tokenizer_model('llama')
-        writer.add_token_list([sp.id_to_piece(i) if i < sp.vocab_size() else f'[PAD{i}]' for i in range(cfg.vocab_size)])
+        writer.add_token_list([sp.id_to_piece(i) if i < sp.vocab_size() else f'[PAD{i}]'
+                               for i in range(cfg.vocab_size)])
         writer.add_token_scores([sp.get_score(i) if i < sp.vocab_size() else -1e4 for i in range(cfg.vocab_size)])
         writer.add_token_types([_token_type(sp, i) for i in range(cfg.vocab_size)])
-        writer.add_bos_token_id(sp.bos_id()); writer.add_eos_token_id(sp.eos_id())
-        writer.add_unk_token_id(sp.unk_id()); writer.add_pad_token_id(sp.pad_id())
-        writer.add_add_bos_token(True); writer.add_add_eos_token(False)
+        writer.add_bos_token_id(sp.bos_id())
+        writer.add_eos_token_id(sp.eos_id())
+        writer.add_unk_token_id(sp.unk_id())
+        writer.add_pad_token_id(sp.pad_id())
+        writer.add_add_bos_token(True)
+        writer.add_add_eos_token(False)
         names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_layers)
         for name, weight in model.state_dict().items():
             if cfg.tie_embeddings and name == 'lm_head.weight': continue  # llama.cpp reuses token_embd
@@ -212,7 +220,9 @@ def export_gguf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors +
             if name.endswith('k_proj.weight'): weight = permute_rope_rows(weight, cfg.num_kv_heads)
             array = weight.numpy().astype(np.float16 if dtype == 'fp16' and weight.dim() > 1 else np.float32)
             writer.add_tensor(names.get_name(hf_name(name), try_suffixes=('.weight',)), array)
-        writer.write_header_to_file(); writer.write_kv_data_to_file(); writer.write_tensors_to_file(progress=progress)
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file(progress=progress)
         writer.close()
     return path
 

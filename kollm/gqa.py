@@ -41,13 +41,14 @@ def attend(q: Tensor, # queries (batch, num_heads, t, head_dim)
            dropout_p: float = 0.0, # attention dropout (pass 0 in eval mode)
            gqa_kernel: bool | None = None, # force SDPA's GQA path (True) or `repeat_kv` (False); None decides by device
            key_mask: Tensor | None = None, # (batch, s) bool, False at padding keys that no query may see
-           mask_tensor: bool | None = None, # causal mask as a tensor (True) or `is_causal` (False); None decides by device
+           mask_tensor: bool | None = None, # causal mask as a tensor (True) or `is_causal` (False); None: by device
           ) -> Tensor: # (batch, num_heads, t, head_dim)
     "Causal scaled-dot-product attention with grouped key/value heads and an optional key-padding mask."
     b, h, t, d = q.shape
     s, kv_heads = k.shape[-2], k.shape[1]
     n_rep = h // kv_heads
-    if t == 1:  # decoding: one query sees every key the mask allows; a KV head's n_rep queries form one (n_rep, d) block
+    # decoding: one query sees every key the mask allows; a KV head's n_rep queries form one (n_rep, d) block
+    if t == 1:
         mask = None if key_mask is None else key_mask[:, None, None, :]
         y = F.scaled_dot_product_attention(q.reshape(b, kv_heads, n_rep, d), k, v, attn_mask=mask, dropout_p=dropout_p)
         return y.view(b, h, 1, d)

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['DEVICE_RNG', 'SAMPLING', 'KoLLMConfig', 'dataclass_from_dict', 'Block', 'rng_state', 'set_rng_state',
            'checkpoint_rng_contexts', 'checkpoint_block', 'LinearCrossEntropy', 'loss_chunk_size',
-           'linear_cross_entropy', 'RecordOps', 'KoLLM', 'sample_next', 'apply_repetition_penalty', 'count_parameters',
-           'decode_bytes_per_token', 'Int8Linear', 'int8_kernel_fits', 'quantize_int8', 'compile_decoding', 'hf_name',
-           'hf_config', 'config_from_hf', 'to_hf', 'from_hf', 'smoke_run', 'kollm_smoke']
+           'linear_cross_entropy', 'RecordOps', 'KoLLM', 'sample_next', 'apply_repetition_penalty', 'generate',
+           'count_parameters', 'decode_bytes_per_token', 'Int8Linear', 'int8_kernel_fits', 'quantize_int8',
+           'compile_decoding', 'hf_name', 'hf_config', 'config_from_hf', 'to_hf', 'from_hf', 'smoke_run', 'kollm_smoke']
 
 # %% ../nbs/04_model.ipynb #6cf40f84
 import dataclasses, difflib, math, re, warnings
@@ -24,7 +24,6 @@ import yaml
 from torch import nn, Tensor
 from torch.utils.checkpoint import checkpoint
 from torch.utils._python_dispatch import TorchDispatchMode
-from fastcore.basics import patch
 from fastcore.script import call_parse
 
 from .rope import check_torch_version, rope_cache
@@ -59,7 +58,8 @@ class KoLLMConfig:
             raise ValueError(f"hidden_size ({self.hidden_size}) must be divisible by num_heads ({self.num_heads})")
         if self.num_heads % self.num_kv_heads:
             raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
-        if self.head_dim % 2: raise ValueError(f"head_dim = hidden_size / num_heads = {self.head_dim} must be even (RoPE)")
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim = hidden_size / num_heads = {self.head_dim} must be even (RoPE)")
         if not 0 <= self.dropout < 1: raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         for name in ('rope_theta', 'norm_eps', 'init_std'):
             if not getattr(self, name) > 0: raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
@@ -68,6 +68,33 @@ class KoLLMConfig:
 
     @property
     def head_dim(self) -> int: return self.hidden_size // self.num_heads
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> 'KoLLMConfig':
+        "Load a config from a YAML file (fields at the top level or under `model:`)."
+        path = Path(path)
+        if not path.is_file(): raise FileNotFoundError(f"no model config at {path}")
+        return _config_from_dict(yaml.safe_load(path.read_text(encoding='utf-8')) or {}, source=str(path))
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        "The config as YAML under a `model:` section; also written to `path` when given."
+        text = yaml.safe_dump({'model': asdict(self)}, sort_keys=False, allow_unicode=True)
+        if path is not None: Path(path).write_text(text, encoding='utf-8')
+        return text
+
+    @classmethod
+    def presets(cls) -> list[str]:
+        "Names of the presets shipped in `kollm/configs/model_*.yaml`."
+        files = resources.files('kollm').joinpath('configs').iterdir()
+        return sorted(p.name[len('model_'):-len('.yaml')] for p in files if re.fullmatch(r'model_\w+\.yaml', p.name))
+
+    @classmethod
+    def from_preset(cls, name: str) -> 'KoLLMConfig':
+        "Load a shipped preset by name (see `KoLLMConfig.presets()`)."
+        if name not in cls.presets():
+            raise ValueError(f"unknown model preset {name!r}; available: {', '.join(cls.presets())}")
+        with resources.as_file(resources.files('kollm').joinpath('configs', f'model_{name}.yaml')) as path:
+            return cls.from_yaml(path)
 
 # %% ../nbs/04_model.ipynb #3c318738
 def dataclass_from_dict(cls, d: dict, source: str = 'config', what: str = 'field'):
@@ -85,35 +112,6 @@ def _config_from_dict(d: dict, source: str = 'config') -> KoLLMConfig:
     "Build a model config from a mapping (fields at the top level or under `model:`)."
     if isinstance(d, dict) and isinstance(d.get('model'), dict): d = d['model']
     return dataclass_from_dict(KoLLMConfig, d, source, 'model field')
-
-@patch(cls_method=True)
-def from_yaml(cls: KoLLMConfig, path: str | Path) -> KoLLMConfig:
-    "Load a config from a YAML file (fields at the top level or under `model:`)."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"no model config at {path}")
-    return _config_from_dict(yaml.safe_load(path.read_text(encoding='utf-8')) or {}, source=str(path))
-
-@patch
-def to_yaml(self: KoLLMConfig, path: str | Path | None = None) -> str:
-    "The config as YAML under a `model:` section; also written to `path` when given."
-    text = yaml.safe_dump({'model': asdict(self)}, sort_keys=False, allow_unicode=True)
-    if path is not None: Path(path).write_text(text, encoding='utf-8')
-    return text
-
-# %% ../nbs/04_model.ipynb #e8db185a
-@patch(cls_method=True)
-def presets(cls: KoLLMConfig) -> list[str]:
-    "Names of the presets shipped in `kollm/configs/model_*.yaml`."
-    files = resources.files('kollm').joinpath('configs').iterdir()
-    return sorted(p.name[len('model_'):-len('.yaml')] for p in files if re.fullmatch(r'model_\w+\.yaml', p.name))
-
-@patch(cls_method=True)
-def from_preset(cls: KoLLMConfig, name: str) -> KoLLMConfig:
-    "Load a shipped preset by name (see `KoLLMConfig.presets()`)."
-    if name not in cls.presets():
-        raise ValueError(f"unknown model preset {name!r}; available: {', '.join(cls.presets())}")
-    with resources.as_file(resources.files('kollm').joinpath('configs', f'model_{name}.yaml')) as path:
-        return cls.from_yaml(path)
 
 # %% ../nbs/04_model.ipynb #f8880beb
 class Block(nn.Module):
@@ -173,11 +171,12 @@ def checkpoint_block(block: nn.Module, *args, device: torch.device | None = None
 # %% ../nbs/04_model.ipynb #61e183cf
 def _fp16_safe_scale(h: Tensor) -> Tensor:
     "A power of two s with chunk · max|s·h| ≤ 2¹⁵, so the head-gradient product Σ_t g_tv · s·h_td cannot overflow fp16."
-    bound = h.shape[0] * h.abs().amax().float().clamp(min=1e-30)  # |g_tv| ≤ 1: no sum over the chunk's tokens exceeds it
+    # |g_tv| ≤ 1: no sum over the chunk's tokens exceeds it
+    bound = h.shape[0] * h.abs().amax().float().clamp(min=1e-30)
     return torch.exp2(torch.floor(torch.log2(2 ** 15 / bound)).clamp(max=0))  # a tensor: no device sync
 
 class LinearCrossEntropy(torch.autograd.Function):
-    "Mean cross-entropy of `hidden @ weight.T` against `labels`, computed in chunks with its gradient in the forward pass."
+    "Mean cross-entropy of `hidden @ weight.T` against `labels`, computed in chunks, its gradient in the forward pass."
     @staticmethod
     def forward(ctx, hidden: Tensor, weight: Tensor, labels: Tensor, chunk_size: int, with_grad: bool):
         device = hidden.device.type
@@ -231,7 +230,7 @@ def loss_chunk_size(device_type: str) -> int:
 def linear_cross_entropy(hidden: Tensor, # (..., hidden_size) final hidden states
                          weight: Tensor, # (vocab_size, hidden_size) LM-head weight
                          labels: Tensor, # (...) next-token targets, -100 to ignore
-                         chunk_size: int | None = None, # tokens per chunk (default `loss_chunk_size`): logits held at once are chunk_size × vocab_size floats
+                         chunk_size: int | None = None, # tokens whose logits live at once (default `loss_chunk_size`)
                         ) -> Tensor: # scalar mean loss over the non-ignored targets
     "Memory-lean `F.cross_entropy(hidden @ weight.T, labels, ignore_index=-100)`."
     chunk_size = chunk_size or loss_chunk_size(hidden.device.type)
@@ -282,7 +281,8 @@ class KoLLM(nn.Module):
 
     def _build_rope(self):
         device = self.embed.weight.device
-        self.rope_cos, self.rope_sin = rope_cache(self.cfg.head_dim, self.cfg.max_seq_length, self.cfg.rope_theta, device)
+        self.rope_cos, self.rope_sin = rope_cache(self.cfg.head_dim, self.cfg.max_seq_length, self.cfg.rope_theta,
+                                                  device)
         self._rope_cast = {}  # the tables cast to an activation dtype, made once rather than at every layer and step
 
     def rope_tables(self, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
@@ -323,8 +323,13 @@ class KoLLM(nn.Module):
                 x = checkpoint_block(block, x, cos, sin, None, key_mask)
             else:
                 x = block(x, cos, sin, None if cache is None else cache[i], key_mask)
-        if labels is not None: return None, linear_cross_entropy(self.norm(x), self.lm_head.weight, labels, self.loss_chunk)
+        if labels is not None:
+            return None, linear_cross_entropy(self.norm(x), self.lm_head.weight, labels, self.loss_chunk)
         return self.lm_head(self.norm(x[:, -1:] if last_only else x)), None
+
+    def generate(self, input_ids: Tensor, max_new_tokens: int, *args, **kwargs) -> Tensor:
+        "Continue `input_ids` by up to `max_new_tokens` tokens: `generate(self, ...)`, with the same arguments."
+        return generate(self, input_ids, max_new_tokens, *args, **kwargs)
 
 # %% ../nbs/04_model.ipynb #bce6277a
 # kollm's sampling for text (`generate_text`, `kollm_generate`, the demo, an export's generation config);
@@ -346,7 +351,8 @@ def sample_next(logits: Tensor, # (batch, vocab) logits of the last position
     if top_p is not None and top_p < 1.0:
         sorted_logits, order = logits.sort(dim=-1, descending=True)
         cum = sorted_logits.softmax(-1).cumsum(-1)
-        drop_sorted = cum - sorted_logits.softmax(-1) >= top_p  # tokens entirely beyond the nucleus (the first always stays)
+        # tokens entirely beyond the nucleus (the first always stays)
+        drop_sorted = cum - sorted_logits.softmax(-1) >= top_p
         logits = logits.masked_fill(drop_sorted.scatter(-1, order, drop_sorted), float('-inf'))
     return torch.multinomial(logits.softmax(-1), 1, generator=generator).squeeze(-1)
 
@@ -355,14 +361,44 @@ def apply_repetition_penalty(logits: Tensor, # (batch, vocab) next-token logits
                              previous: Tensor, # (batch, n) ids already in the prompt or the output
                              penalty: float, # θ ≥ 1; 1 leaves the logits unchanged
                             ) -> Tensor: # (batch, vocab) penalised logits
-    "CTRL's repetition penalty: logits of `previous` tokens divided by θ where positive, multiplied by θ where negative."
+    "CTRL's repetition penalty: logits of `previous` tokens divided by θ if positive, multiplied by θ if negative."
     if penalty == 1.0: return logits
     score = logits.gather(-1, previous)
     return logits.scatter(-1, previous, torch.where(score > 0, score / penalty, score * penalty))
 
 # %% ../nbs/04_model.ipynb #d79cbdc1
-@patch
-def generate(self: KoLLM,
+def _check_prompt(model: KoLLM, input_ids: Tensor, max_new_tokens: int, attention_mask: Tensor | None
+                 ) -> Tensor | None: # the mask of real (not padding) tokens; None without `attention_mask`
+    "Refuse prompts that leave no room for `max_new_tokens` or are not left-padded; their real-token mask."
+    prompt_len = input_ids.shape[1]
+    if prompt_len + max_new_tokens > model.cfg.max_seq_length:
+        raise ValueError(f"prompt ({prompt_len}) + max_new_tokens ({max_new_tokens}) exceeds "
+                         f"max_seq_length ({model.cfg.max_seq_length})")
+    if attention_mask is None: return None
+    if attention_mask.shape != input_ids.shape:
+        raise ValueError(f"attention_mask {tuple(attention_mask.shape)} must match input_ids {tuple(input_ids.shape)}")
+    real = attention_mask.bool()
+    if not real[:, -1].all() or (real[:, 1:] < real[:, :-1]).any():
+        raise ValueError("pad prompts on the left: each attention_mask row must be zeros, then ones to the end")
+    return real
+
+def _decode_buffers(input_ids: Tensor, real: Tensor | None, cache_len: int, fixed: bool, penalise: bool
+                   ) -> tuple[Tensor, Tensor | None, Tensor]: # (ids, key mask or None, what the penalty sees)
+    "The preallocated ids of a generation, the key mask it needs (padding, fixed-shape steps) and the penalty's ids."
+    b, prompt_len = input_ids.shape
+    ids = input_ids.new_empty(b, cache_len)  # as wide as the cache: a fixed-shape step's input keeps its strides
+    ids[:, :prompt_len] = input_ids
+    key_mask = None
+    if real is not None or fixed:
+        key_mask = torch.ones(b, cache_len, dtype=torch.bool, device=input_ids.device)
+        if real is not None: key_mask[:, :prompt_len] = real
+    history = ids  # what the penalty sees: padding replaced by the row's last prompt token, penalised anyway
+    if penalise and real is not None:
+        history = ids.clone()
+        history[:, :prompt_len] = input_ids.where(real, input_ids[:, -1:])
+    return ids, key_mask, history
+
+def generate(model: KoLLM,
              input_ids: Tensor, # (batch, prompt_len) prompt token ids, left-padded when the prompts differ in length
              max_new_tokens: int, # tokens to add to each row
              temperature: float = 1.0, # 0 = greedy
@@ -373,50 +409,33 @@ def generate(self: KoLLM,
              use_cache: bool = True, # reuse keys/values (False recomputes the whole prefix every step)
              generator: torch.Generator | None = None, # seeds the sampling
              attention_mask: Tensor | None = None, # (batch, prompt_len): 1 at real tokens, 0 at left padding
-             on_token: Callable[[int, int], None] | None = None, # called with (row, id) for each new token, for streaming
-             compile: bool = False, # decode with one compiled fixed-shape step (`compile_decoding`); compiles once per shape
+             on_token: Callable[[int, int], None] | None = None, # called with (row, id) of each new token, to stream
+             compile: bool = False, # decode by one compiled fixed-shape step (`compile_decoding`), once per shape
             ) -> Tensor: # (batch, prompt_len + new) prompt followed by the generated ids
     "Autoregressive generation with a KV cache, sampling knobs, a repetition penalty, EOS, padding and streaming."
+    real = _check_prompt(model, input_ids, max_new_tokens, attention_mask)
     b, prompt_len = input_ids.shape
     total = prompt_len + max_new_tokens
-    if total > self.cfg.max_seq_length:
-        raise ValueError(f"prompt ({prompt_len}) + max_new_tokens ({max_new_tokens}) exceeds "
-                         f"max_seq_length ({self.cfg.max_seq_length})")
-    if attention_mask is not None:
-        if attention_mask.shape != input_ids.shape:
-            raise ValueError(f"attention_mask {tuple(attention_mask.shape)} must match input_ids {tuple(input_ids.shape)}")
-        real = attention_mask.bool()
-        if not real[:, -1].all() or (real[:, 1:] < real[:, :-1]).any():
-            raise ValueError("pad prompts on the left: each attention_mask row must be zeros, then ones to the end")
-    was_training = self.training
-    self.eval()
+    was_training = model.training
+    model.eval()
     with torch.inference_mode():
         fixed = compile and use_cache and max_new_tokens > 1  # fixed-shape steps after an eager prefill
-        cache_len = min(self.cfg.max_seq_length, -(-total // 256) * 256) if fixed else total  # few lengths, few compiles
-        ids = input_ids.new_empty(b, cache_len)  # as wide as the cache: a fixed-shape step's input keeps its strides
-        ids[:, :prompt_len] = input_ids
-        key_mask = None
-        if attention_mask is not None or fixed:
-            key_mask = torch.ones(b, cache_len, dtype=torch.bool, device=input_ids.device)
-            if attention_mask is not None: key_mask[:, :prompt_len] = real
-        history = ids  # what the penalty sees: padding replaced by the row's last prompt token, penalised anyway
-        if repetition_penalty != 1.0 and attention_mask is not None:
-            history = ids.clone()
-            history[:, :prompt_len] = input_ids.where(real, input_ids[:, -1:])
-        cache = self.new_cache(cache_len) if use_cache else None
+        cache_len = min(model.cfg.max_seq_length, -(-total // 256) * 256) if fixed else total  # few lengths to compile
+        ids, key_mask, history = _decode_buffers(input_ids, real, cache_len, fixed, repetition_penalty != 1.0)
+        cache = model.new_cache(cache_len) if use_cache else None
         done = torch.zeros(b, dtype=torch.bool, device=input_ids.device)
-        step, end, forward = input_ids, prompt_len, self
+        step, end, forward = input_ids, prompt_len, model
         for i in range(max_new_tokens):
             if fixed and i == 1:  # the prompt is in the caches: switch them to fixed-shape steps
-                forward, position = compile_decoding(self), torch.tensor([end - 1], device=input_ids.device)
+                forward, position = compile_decoding(model), torch.tensor([end - 1], device=input_ids.device)
                 slots = torch.arange(cache_len, device=input_ids.device)
                 for c in cache: c.position = position
             if fixed and i >= 1:
                 position.fill_(end - 1)
                 logits, _ = forward(step, cache=cache, last_only=True, attention_mask=key_mask & (slots < end))
             else:
-                logits, _ = self(step, cache=cache, last_only=True,
-                                 attention_mask=None if attention_mask is None else key_mask[:, :end])
+                logits, _ = model(step, cache=cache, last_only=True,
+                                  attention_mask=None if attention_mask is None else key_mask[:, :end])
             logits = apply_repetition_penalty(logits[:, -1].float(), history[:, :end], repetition_penalty)
             nxt = sample_next(logits, temperature, top_k, top_p, generator)
             if eos_id is not None: nxt = nxt.masked_fill(done, eos_id)
@@ -431,7 +450,7 @@ def generate(self: KoLLM,
                 if done.all(): break
             step = ids[:, end - 1:end] if use_cache else ids[:, :end]
         out = ids[:, :end]
-    self.train(was_training)
+    model.train(was_training)
     return out.clone()  # outside inference mode: an ordinary tensor
 
 # %% ../nbs/04_model.ipynb #7b42c11f
@@ -488,7 +507,7 @@ def quantize_int8(model: KoLLM) -> KoLLM:
 
 # %% ../nbs/04_model.ipynb #312828f9
 def compile_decoding(model: KoLLM) -> Callable:
-    "`model.forward` compiled for fixed-shape decoding steps (weights frozen in on CPU); reused while the weights are unchanged."
+    "`model.forward` compiled for fixed-shape decoding steps (CPU: weights frozen in); reused until the weights change."
     weights = tuple((p.data_ptr(), p._version) for p in model.parameters())  # a snapshot's identity: storage and edits
     cached = model.__dict__.get('_compiled_decoding')
     if cached is not None and cached[0] == weights: return cached[1]
@@ -521,7 +540,7 @@ _HF_NAMES = [  # kollm parameter path → Hugging Face LlamaForCausalLM path
 ]
 
 def hf_name(name: str) -> str:
-    "The Hugging Face LLaMA name of a kollm parameter (`blocks.3.attn.q_proj.weight` → `model.layers.3.self_attn.q_proj.weight`)."
+    "The Hugging Face LLaMA name of a kollm parameter (`blocks.3.attn.q_proj` → `model.layers.3.self_attn.q_proj`)."
     for pattern, repl in _HF_NAMES:
         if re.match(pattern, name): return re.sub(pattern, repl, name)
     return name  # lm_head.weight is the same in both
@@ -530,14 +549,14 @@ def hf_name(name: str) -> str:
 def hf_config(cfg: KoLLMConfig, **kwargs):
     "A `transformers.LlamaConfig` with the shapes of `cfg` (extra kwargs, e.g. token ids, are passed through)."
     from transformers import LlamaConfig
-    return LlamaConfig(**{**dict(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
-                       num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
-                       num_key_value_heads=cfg.num_kv_heads, head_dim=cfg.head_dim, hidden_act='silu',
-                       max_position_embeddings=cfg.max_seq_length, rms_norm_eps=cfg.norm_eps,
-                       initializer_range=cfg.init_std, tie_word_embeddings=cfg.tie_embeddings,
-                       attention_dropout=cfg.dropout, attention_bias=False, mlp_bias=False,
-                       rope_parameters={'rope_type': 'default', 'rope_theta': cfg.rope_theta}, rope_theta=cfg.rope_theta),
-                          **kwargs})
+    shapes = dict(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.intermediate_size,
+                  num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads,
+                  num_key_value_heads=cfg.num_kv_heads, head_dim=cfg.head_dim, hidden_act='silu',
+                  max_position_embeddings=cfg.max_seq_length, rms_norm_eps=cfg.norm_eps,
+                  initializer_range=cfg.init_std, tie_word_embeddings=cfg.tie_embeddings,
+                  attention_dropout=cfg.dropout, attention_bias=False, mlp_bias=False,
+                  rope_parameters={'rope_type': 'default', 'rope_theta': cfg.rope_theta}, rope_theta=cfg.rope_theta)
+    return LlamaConfig(**{**shapes, **kwargs})
 
 def config_from_hf(hf_cfg) -> KoLLMConfig:
     "The `KoLLMConfig` of a Hugging Face LLaMA config; unsupported features raise `ValueError`."
@@ -546,10 +565,11 @@ def config_from_hf(hf_cfg) -> KoLLMConfig:
                 ('hidden_act', 'silu')] if getattr(hf_cfg, k, ok) != ok]
     if rope.get('rope_type', 'default') != 'default': problems.append(f"rope_type={rope['rope_type']!r}")
     head_dim = getattr(hf_cfg, 'head_dim', None)
-    if head_dim and head_dim != hf_cfg.hidden_size // hf_cfg.num_attention_heads: problems.append(f"head_dim={head_dim}")
+    if head_dim and head_dim != hf_cfg.hidden_size // hf_cfg.num_attention_heads:
+        problems.append(f"head_dim={head_dim}")
     if problems: raise ValueError(f"this LLaMA config uses features kollm does not implement: {', '.join(problems)}")
-    return KoLLMConfig(vocab_size=hf_cfg.vocab_size, hidden_size=hf_cfg.hidden_size, num_layers=hf_cfg.num_hidden_layers,
-                       num_heads=hf_cfg.num_attention_heads,
+    return KoLLMConfig(vocab_size=hf_cfg.vocab_size, hidden_size=hf_cfg.hidden_size,
+                       num_layers=hf_cfg.num_hidden_layers, num_heads=hf_cfg.num_attention_heads,
                        num_kv_heads=hf_cfg.num_key_value_heads or hf_cfg.num_attention_heads,
                        intermediate_size=hf_cfg.intermediate_size, max_seq_length=hf_cfg.max_position_embeddings,
                        rope_theta=rope.get('rope_theta', getattr(hf_cfg, 'rope_theta', 10000.0)),
@@ -565,7 +585,8 @@ def to_hf(model: KoLLM, **config_kwargs):
     state = {hf_name(k): v for k, v in model.state_dict().items()}
     missing, unexpected = hf.load_state_dict(state, strict=False)
     missing = [k for k in missing if not (model.cfg.tie_embeddings and k == 'lm_head.weight')]
-    if missing or unexpected: raise RuntimeError(f"weight mapping is incomplete: missing {missing}, unexpected {unexpected}")
+    if missing or unexpected:
+        raise RuntimeError(f"weight mapping is incomplete: missing {missing}, unexpected {unexpected}")
     return hf.eval()
 
 def from_hf(hf_model) -> KoLLM:

@@ -19,11 +19,12 @@ from .runtime import DTYPES
 from .run import TrainConfig
 
 # %% ../nbs/06b_plan.ipynb #1e648fdc
-PRECISION_BYTES = {name: dtype.itemsize for name, dtype in DTYPES.items()}  # a matmul operand's bytes (autocast for fp16/bf16)
+# a matmul operand's bytes (autocast for fp16/bf16)
+PRECISION_BYTES = {name: dtype.itemsize for name, dtype in DTYPES.items()}
 OPTIMIZER_STATES = {'adamw': 2, 'sgd': 1}  # fp32 tensors of optimizer state per parameter (SGD with momentum)
 
 def attention_is_fused(cfg: KoLLMConfig, device_type: str) -> bool:
-    "Whether SDPA takes a fused kernel that never stores the attention scores (CUDA always; CPU without dropout; never MPS)."
+    "Whether SDPA runs a fused kernel that never stores the scores (CUDA always; CPU without dropout; never MPS)."
     return device_type == 'cuda' or (device_type == 'cpu' and cfg.dropout == 0)
 
 def activation_bytes_per_layer(cfg: KoLLMConfig,
@@ -70,7 +71,8 @@ class MemoryEstimate:
 
     def gib(self) -> dict:
         "Each part and the total in GiB."
-        return {f.name: getattr(self, f.name) / GiB for f in dataclasses.fields(self) if f.name != 'peak_phase'} | {'total': self.total / GiB}
+        parts = {f.name: getattr(self, f.name) / GiB for f in dataclasses.fields(self) if f.name != 'peak_phase'}
+        return parts | {'total': self.total / GiB}
 
     def __repr__(self):
         rows = '\n'.join(f"  {name:<14}{v:9.3f} GiB" for name, v in self.gib().items())
@@ -83,9 +85,9 @@ def estimate_memory(cfg: KoLLMConfig,
                     precision: str = 'fp16', # 'fp32', or autocast 'fp16'/'bf16' with fp32 master weights
                     grad_checkpointing: bool = False, # recompute each block in the backward pass
                     optimizer: str = 'adamw', # 'adamw' or 'sgd' (with momentum)
-                    device_type: str = 'mps', # 'cpu', 'cuda' or 'mps': attention kernel, dropout masks, optimizer kernels
-                    loss_chunk: int | None = None, # `linear_cross_entropy`'s chunk_size (default: `loss_chunk_size(device_type)`)
-                    grad_accum: int = 1, # micro-batches per optimizer step: from the second on, gradients are live throughout
+                    device_type: str = 'mps', # 'cpu', 'cuda' or 'mps': attention kernel, dropout masks, optimizer
+                    loss_chunk: int | None = None, # `linear_cross_entropy`'s chunk_size (default: `loss_chunk_size`)
+                    grad_accum: int = 1, # micro-batches per optimizer step: from the 2nd on, gradients stay live
                    ) -> MemoryEstimate:
     "Peak live tensor memory of one KoLLM training step (forward, backward, optimizer step)."
     seq_len = seq_len or cfg.max_seq_length
@@ -97,7 +99,8 @@ def estimate_memory(cfg: KoLLMConfig,
     weights = 4 * params + 2 * 4 * cfg.max_seq_length * cfg.head_dim  # + the fp32 RoPE tables
     copies = b * L * block_matmul_params if mixed else 0
     per_block = activation_bytes_per_layer(cfg, micro_batch, seq_len, precision, device_type)
-    activations = (L * 4 * n * h if grad_checkpointing else L * per_block) + n * (8 * h + 4 + 8 + 16)  # + final norm, ids
+    # + final norm, ids
+    activations = (L * 4 * n * h if grad_checkpointing else L * per_block) + n * (8 * h + 4 + 8 + 16)
     loss_saved = 4 * n * h + 4 * V * h
     chunk, mm = min(loss_chunk or loss_chunk_size(device_type), n), b if mixed else 4
     loss_work = 4 * n * h + (b * V * h + b * chunk * h if mixed else 0) + max(  # final hidden, half head weight, chunk
@@ -216,7 +219,7 @@ def kollm_plan(model: str = 'medium', # preset name or model YAML
                precision: str = 'fp16', # fp32, fp16 or bf16 (autocast over fp32 weights)
                device: str = 'mps', # mps, cuda or cpu: decides the attention kernel and so the activation memory
               ):
-    "Plan a training run: memory of a step, a micro-batch/accumulation/checkpointing that fits, and hours for a token budget."
+    "Plan a run: a step's memory, a micro-batch/accumulation/checkpointing that fits, and hours for a token budget."
     cfg = TrainConfig(model=model).model_config()
     fit = suggest_batch(cfg, int(memory_gb * GiB), seq_len, effective_batch * seq_len, precision, device)
     plan = plan_training(cfg, seq_len, tokens=int(tokens) or None, tokens_per_second=tokens_per_second or None,

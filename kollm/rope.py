@@ -39,10 +39,10 @@ def rotate_half(x: Tensor) -> Tensor:
 def apply_rope(x: Tensor, # queries or keys, (batch, heads, seq, head_dim)
                cos: Tensor, # (max_seq_length, head_dim) table from `rope_cache`
                sin: Tensor, # (max_seq_length, head_dim) table from `rope_cache`
-               offset: int | Tensor = 0, # position of x's first token (the KV cache length while decoding), or a (seq,) tensor of positions
+               offset: int | Tensor = 0, # x's first position (KV cache length when decoding), or a (seq,) tensor
               ) -> Tensor: # x rotated, same shape and dtype
     "Rotate each token of `x` by the RoPE angles of its position `offset + t` (or `offset[t]`)."
-    if isinstance(offset, Tensor):  # positions held in a tensor: a compiled decoding step reads them without recompiling
+    if isinstance(offset, Tensor):  # positions in a tensor: a compiled decoding step reads them without recompiling
         cos, sin = cos[offset], sin[offset]
     else:
         seq_len = x.shape[-2]

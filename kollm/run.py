@@ -64,8 +64,8 @@ class TrainConfig:
     seed: int = 1337
     num_workers: int | None = None # DataLoader workers (default: 2 with CUDA, else 0)
     tensorboard: bool = False # also log to TensorBoard (needs the tensorboard package)
-    fsdp: bool = False # under torchrun, shard weights, gradients and AdamW state across processes (FSDP2) instead of DDP
-    init_from: str = '' # a checkpoint folder whose weights start the run (continued pretraining: fresh optimizer and schedule)
+    fsdp: bool = False # under torchrun, shard weights, gradients and AdamW state over processes (FSDP2), not DDP
+    init_from: str = '' # a checkpoint whose weights start the run (continued pretraining: new optimizer, schedule)
 
     def __post_init__(self):
         for f in dataclasses.fields(self):  # YAML reads 3e-4 as a string (1.1 wants 3.0e-4): accept both
@@ -81,21 +81,24 @@ class TrainConfig:
                               ('cooldown_shape', ('linear', 'sqrt'))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be {' or '.join(allowed)}, got {getattr(self, name)!r}")
-        if not 0 < self.cooldown <= 1: raise ValueError(f"cooldown is a fraction of the run in (0, 1], got {self.cooldown}")
+        if not 0 < self.cooldown <= 1:
+            raise ValueError(f"cooldown is a fraction of the run in (0, 1], got {self.cooldown}")
         if self.optimizer == 'muon' and self.fsdp:
             raise ValueError("optimizer=muon with fsdp=true: Muon orthogonalises whole matrices and FSDP splits them "
                              "across processes; use DDP (fsdp=false) or optimizer=adamw")
         if self.max_minutes < 0: raise ValueError(f"max_minutes must be ≥ 0 (0: no budget), got {self.max_minutes}")
         if self.warmup_steps < 0: raise ValueError(f"warmup_steps must be ≥ 0, got {self.warmup_steps}")
         if not 0 <= self.mps_memory_fraction <= 2:
-            raise ValueError(f"mps_memory_fraction must be in [0, 2] (0: PyTorch's default), got {self.mps_memory_fraction}")
+            raise ValueError(f"mps_memory_fraction must be in [0, 2] (0: PyTorch's default), "
+                             f"got {self.mps_memory_fraction}")
 
     def model_config(self) -> KoLLMConfig:
         "The model's shape: from a preset name, a YAML path or an inline mapping."
         if isinstance(self.model, dict): return _config_from_dict(self.model, 'model')
         if self.model in KoLLMConfig.presets(): return KoLLMConfig.from_preset(self.model)
         if Path(self.model).suffix in ('.yaml', '.yml'): return KoLLMConfig.from_yaml(self.model)
-        raise ValueError(f"model {self.model!r} is neither a preset ({', '.join(KoLLMConfig.presets())}) nor a YAML file")
+        raise ValueError(f"model {self.model!r} is neither a preset ({', '.join(KoLLMConfig.presets())}) "
+                         "nor a YAML file")
 
     @property
     def tokens_per_step(self) -> int: return self.batch_size * self.grad_accum * self.seq_len
@@ -131,7 +134,8 @@ def load_train_config(config: str = 'm4max', # shipped name (see `train_configs(
     else: raise ValueError(f"no training config {config!r}: not a file, and not one of {', '.join(train_configs())}")
     raw = yaml.safe_load(text) or {}
     extra = set(raw) - {'model', 'training'}
-    if extra: raise ValueError(f"{config}: unknown section(s) {sorted(extra)}; a training file has `model:` and `training:`")
+    if extra:
+        raise ValueError(f"{config}: unknown section(s) {sorted(extra)}; a training file has `model:` and `training:`")
     d = {**(raw.get('training') or {}), **({'model': raw['model']} if 'model' in raw else {})}
     for item in overrides: _set_override(d, item)
     cfg = dataclass_from_dict(TrainConfig, d, config, 'training field')
@@ -146,7 +150,8 @@ def save_checkpoint(out_dir, # the run folder; the checkpoint goes to out_dir/ch
                    ) -> Path:
     "Write weights (safetensors), training state and config atomically; return the checkpoint folder."
     from safetensors.torch import save_file, save_model
-    root = Path(out_dir) / 'checkpoints'; root.mkdir(parents=True, exist_ok=True)
+    root = Path(out_dir) / 'checkpoints'
+    root.mkdir(parents=True, exist_ok=True)
     final = root / f"step-{state['step']:07d}"  # the same step saved again (a resumed run's end) replaces it whole
     meta = dict(format='kollm-1', step=str(state['step']))
     with atomic_path(final, folder=True) as tmp:
@@ -176,8 +181,10 @@ def load_state(ckpt) -> dict:
 def load_initial_weights(model: KoLLM, ckpt) -> KoLLM:
     "Start `model` from a checkpoint's weights (continued pretraining); both must have the same shape."
     saved = load_train_config(str(Path(ckpt) / 'config.yaml')).model_config()
-    diff = [f"{f} {getattr(saved, f)} vs {getattr(model.cfg, f)}" for f in ('vocab_size', 'hidden_size', 'num_layers',
-            'num_heads', 'num_kv_heads', 'intermediate_size', 'tie_embeddings') if getattr(saved, f) != getattr(model.cfg, f)]
+    shape = ('vocab_size', 'hidden_size', 'num_layers', 'num_heads', 'num_kv_heads', 'intermediate_size',
+             'tie_embeddings')
+    diff = [f"{f} {getattr(saved, f)} vs {getattr(model.cfg, f)}" for f in shape
+            if getattr(saved, f) != getattr(model.cfg, f)]
     if diff: raise ValueError(f"init_from {ckpt} has another shape than this run's model ({'; '.join(diff)}): "
                               "set the run's model to the `model:` of the checkpoint's config.yaml")
     return load_weights(model, ckpt)
@@ -196,7 +203,8 @@ def gather_full_state(model: nn.Module, optimizer, cfg: KoLLMConfig) -> tuple[di
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict, get_optimizer_state_dict
     opts = StateDictOptions(full_state_dict=True, cpu_offload=True)
     weights = get_model_state_dict(model, options=opts)
-    if cfg.tie_embeddings: weights.pop('lm_head.weight', None)  # = embed.weight: stored once, as save_model does (rank 0 only holds it)
+    # = embed.weight: stored once, as save_model does (rank 0 only holds it)
+    if cfg.tie_embeddings: weights.pop('lm_head.weight', None)
     return weights, get_optimizer_state_dict(model, optimizer, options=opts)
 
 def load_full_state(model: nn.Module, optimizer, ckpt, saved: dict, cfg: KoLLMConfig):
@@ -275,5 +283,8 @@ def plot_metrics(run_dir, ax=None):
     if 'loss' in m: ax.plot(m.dropna(subset=['loss']).step, m.dropna(subset=['loss']).loss, label='학습 손실 (train)')
     v = m.dropna(subset=['val_loss'])
     ax.plot(v.step, v.val_loss, 'o-', label='검증 손실 (valid)')
-    ax.set_xlabel('step'); ax.set_ylabel('loss'); ax.legend(); ax.grid(alpha=0.3)
+    ax.set_xlabel('step')
+    ax.set_ylabel('loss')
+    ax.legend()
+    ax.grid(alpha=0.3)
     return ax

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 # %% ../nbs/04b_runtime.ipynb #a29a52ce
-DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}  # the one map from a precision's name to its dtype
+# the one map from a precision's name to its dtype
+DTYPES = {'fp32': torch.float32, 'fp16': torch.float16, 'bf16': torch.bfloat16}
 
 @dataclass
 class Precision:
@@ -31,14 +32,16 @@ class Precision:
         return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None)
 
     @property
-    def name(self) -> str: return 'fp32' if self.dtype is None else next(k for k, v in DTYPES.items() if v == self.dtype)
+    def name(self) -> str:
+        return 'fp32' if self.dtype is None else next(k for k, v in DTYPES.items() if v == self.dtype)
 
 def pick_device(device: str = 'auto') -> torch.device:
     "`auto`: Apple's MPS, else CUDA, else CPU; or the named device, checked to exist."
     if device == 'auto':
         device = 'mps' if torch.backends.mps.is_available() else 'cuda' if torch.cuda.is_available() else 'cpu'
     d = torch.device(device)
-    if d.type == 'mps' and not torch.backends.mps.is_available(): raise RuntimeError("MPS was asked for but is not available")
+    if d.type == 'mps' and not torch.backends.mps.is_available():
+        raise RuntimeError("MPS was asked for but is not available")
     if d.type == 'cuda' and not torch.cuda.is_available(): raise RuntimeError("CUDA was asked for but is not available")
     return d
 
@@ -89,7 +92,8 @@ def atomic_path(path, # the file or folder to write
                 folder: bool = False, # hand out an empty folder to fill instead of a file name
                ) -> Iterator[Path]:
     "A temporary path beside `path`; renamed onto `path` (synced first) if the block succeeds, deleted if it fails."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.tmp-{path.name}')  # a fixed name: a killed writer's leftover is cleared by the next one
     remove_path(tmp)
     if folder: tmp.mkdir()
@@ -98,7 +102,10 @@ def atomic_path(path, # the file or folder to write
         for f in ([f for f in tmp.rglob('*') if f.is_file()] if folder else [tmp]): _fsync(f)
         if folder and path.exists():  # rename cannot replace a non-empty folder: move the old one aside first
             old = path.with_name(f'.old-{path.name}')
-            remove_path(old); os.replace(path, old); os.replace(tmp, path); remove_path(old)
+            remove_path(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            remove_path(old)
         else: os.replace(tmp, path)
     finally: remove_path(tmp)
 
