@@ -52,3 +52,30 @@ def test_no_cycles_and_no_feature_imports_a_feature():
             assert d not in seen + (m,), f"import cycle through {m} → {d}"
             reach(d, seen + (m,))
     for m in layers: reach(m)
+
+
+def package_files():
+    return sorted(p for p in (ROOT / 'kollm').glob('*.py') if p.name != '_modidx.py')
+
+
+def test_functions_are_short():
+    "No package function over 60 lines: past that it holds steps that want names of their own."
+    long = [f"{p.name}:{n.name} ({n.end_lineno - n.lineno + 1} lines)" for p in package_files()
+            for n in ast.walk(ast.parse(p.read_text(encoding='utf-8')))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.end_lineno - n.lineno + 1 > 60]
+    assert not long, long
+
+
+def test_lines_fit_and_statements_stand_alone():
+    "Lines ≤ 120 characters and no `;`-joined statements (nbdev's own module docstring and `__all__` aside)."
+    wide, joined = [], []
+    for p in package_files():
+        text = p.read_text(encoding='utf-8')
+        for i, line in enumerate(text.split('\n'), 1):
+            if len(line) > 120 and i > 1 and not line.startswith('__all__'): wide.append(f'{p.name}:{i}')
+        for node in ast.walk(ast.parse(text)):
+            body = getattr(node, 'body', None)
+            if isinstance(body, list):
+                joined += [f'{p.name}:{a.lineno}' for a, b in zip(body, body[1:]) if a.end_lineno == b.lineno]
+    assert not wide, f'lines over 120 characters: {wide}'
+    assert not joined, f'statements joined with ;: {joined}'
