@@ -21,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .model import KoLLM, KoLLMConfig, dataclass_from_dict, _config_from_dict, rng_state
-from .runtime import atomic_path, write_atomic
+from .runtime import DTYPES, atomic_path, write_atomic
 
 # %% ../nbs/05b_run.ipynb #eeea0b8d
 @dataclass
@@ -74,8 +74,8 @@ class TrainConfig:
                      'log_steps', 'keep_checkpoints', 'max_nonfinite'):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.precision not in ('auto', 'fp16', 'bf16', 'fp32'):
-            raise ValueError(f"precision must be auto, fp16, bf16 or fp32, got {self.precision!r}")
+        if self.precision not in ('auto', *DTYPES):
+            raise ValueError(f"precision must be auto, {', '.join(DTYPES)}, got {self.precision!r}")
         if not 0 <= self.min_lr <= self.lr: raise ValueError(f"need 0 ≤ min_lr ≤ lr, got {self.min_lr} and {self.lr}")
         for name, allowed in (('optimizer', ('adamw', 'muon')), ('schedule', ('cosine', 'wsd')),
                               ('cooldown_shape', ('linear', 'sqrt'))):

@@ -362,7 +362,8 @@ class Trainer:
         if not self.main: return
         self.metrics.write(json.dumps(row) + '\n')
         self.metrics.flush()
-        for k, v in (row.items() if self.board else ()):
+        if not self.board: return
+        for k, v in row.items():
             if k != 'step' and isinstance(v, (int, float)): self.board.add_scalar(k, v, row['step'])
 
     def evaluate(self) -> float:
