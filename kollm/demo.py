@@ -189,8 +189,8 @@ def _train_step(m: Manifest, cfg: TrainConfig, key: str, minutes: float, deadlin
         m.record('train', key, outputs, done=False, max_minutes=budget, seconds=0)
     result = train(replace(cfg, max_minutes=budget), resume=bool(list_checkpoints(out)), progress=progress, log=log)
     run = m.record('train', key, outputs, max_minutes=budget, max_steps=result['step'],
-                   seconds=seconds + time.perf_counter() - t, checkpoint=str(Path(result['checkpoint']).relative_to(out)),
-                   precision=result['precision'], device=result['device'], **_train_figures(out))
+                   seconds=seconds + time.perf_counter() - t, precision=result['precision'], device=result['device'],
+                   checkpoint=str(Path(result['checkpoint']).relative_to(out)), **_train_figures(out))
     log(f"train: {run['max_steps']} steps in {run['seconds']:.1f} s")
     return key, run
 
