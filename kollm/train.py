@@ -163,15 +163,16 @@ def lr_at(step: int, cfg: TrainConfig,
     "Learning rate of optimizer step `step` (0-based): linear warmup, then cosine, or WSD's plateau and cooldown."
     horizon = horizon or cfg.max_steps
     warmup = cfg.warmup_steps  # fixed: a budget's refits move the end, never the ramp already walked
-    if step < warmup: return cfg.lr * (step + 1) / warmup
-    if cfg.schedule == 'cosine':
-        progress = min((step - warmup) / max(horizon - warmup, 1), 1.0)
-        return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
-    cooldown = max(round(cfg.cooldown * horizon), 1)
-    left = max(horizon - 1 - step, 0) / cooldown  # 1 where the cooldown begins, 0 at the last step
-    if left >= 1: return cfg.lr
+    # WSD's cooldown: the full rate until the last `cooldown` of the run, then down to min_lr at its last step
+    left = min(max(horizon - 1 - step, 0) / max(round(cfg.cooldown * horizon), 1), 1.0)
     shape = left if cfg.cooldown_shape == 'linear' else 1 - math.sqrt(1 - left)
-    return cfg.min_lr + (cfg.lr - cfg.min_lr) * shape
+    cooled = cfg.min_lr + (cfg.lr - cfg.min_lr) * shape
+    # a run whose budget ends inside its warmup (compilation took most of it, say) still ends annealed
+    if step < warmup: return min(cfg.lr * (step + 1) / warmup, cooled)
+    if cfg.schedule == 'wsd': return cooled
+    progress = min((step - warmup) / max(horizon - warmup, 1), 1.0)
+    cosine = cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+    return min(cosine, cooled)  # the cooldown binds only where the end came early; elsewhere the cosine is lower
 
 # %% ../nbs/06_train_mps.ipynb #b6d63174
 def accumulate_gradients(model: nn.Module, x: Tensor, y: Tensor, micro_batch: int, precision: Precision,
