@@ -30,11 +30,12 @@ speedrun.prepare_data()"`; the device run carries `bench/.cache/speedrun/{tokens
 import argparse, json, os, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
+from gpu_check import gpu_peak_flops, sync  # the peaks table and the CUDA sync of bench/gpu_check.py
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / 'bench' / '.cache' / 'speedrun'
 REPORT = ROOT / 'bench' / 'reports' / 'gpu_speedrun.md'
 FIGURE = ROOT / 'bench' / 'figures' / 'gpu_speedrun.png'
-DENSE_BF16_PEAK = [('H200', 989e12), ('H100 PCIe', 756e12), ('H100', 989e12), ('A100', 312e12)]  # datasheets
 
 # the speedrun's recipes at medium: identical but for these fields
 RECIPES = {
@@ -48,10 +49,6 @@ COMMON = dict(seq_len=2048, batch_size=16, grad_accum=1, max_steps=100_000, warm
               save_steps=10 ** 6, eval_batches=4, log_steps=10, keep_checkpoints=1, seed=0)
 MFU_RUN = dict(COMMON, optimizer='muon', schedule='wsd', lr=1e-3, min_lr=1e-4, batch_size=16, grad_accum=4,
                max_steps=14, warmup_steps=5, log_steps=2)
-
-
-def peak_flops(name: str) -> float | None:
-    return next((f for key, f in DENSE_BF16_PEAK if key.lower() in name.lower()), None)
 
 
 def data_overrides(args) -> list[str]:
@@ -89,21 +86,16 @@ def part_optimizer_steps(args) -> dict:
             opt.muon = torch.optim.Muon(hidden, lr=1e-4, weight_decay=0.1, adjust_lr_fn='match_rms_adamw')
         times = []
         for i in range(3 + args.reps):
-            sync(device)
+            sync(device.type)
             t = time.perf_counter()
             opt.step()
-            sync(device)
+            sync(device.type)
             if i >= 3: times.append(time.perf_counter() - t)
         rows[name] = dict(median_ms=1e3 * statistics.median(times), min_ms=1e3 * min(times), max_ms=1e3 * max(times))
         del opt
         print(f"{name}: {rows[name]['median_ms']:.1f} ms per step", file=sys.stderr, flush=True)
     return dict(preset=preset, matrices=sum(p.dim() == 2 and n.startswith('blocks.')
                                             for n, p in model.named_parameters()), steps=rows)
-
-
-def sync(device):
-    import torch
-    if device.type == 'cuda': torch.cuda.synchronize()
 
 
 def part_mfu(args, optimizer: str) -> dict:
@@ -129,7 +121,7 @@ def part_mfu(args, optimizer: str) -> dict:
     tps = statistics.median(steady) if steady else float('nan')
     fpt = model_flops_per_token(cfg.model_config(), cfg.seq_len)
     name = torch.cuda.get_device_name() if torch.cuda.is_available() and not args.smoke else 'cpu'
-    peak = peak_flops(name)
+    peak = gpu_peak_flops(name)
     return dict(optimizer=optimizer, tokens_per_step=cfg.tokens_per_step, micro_batch=cfg.batch_size,
                 tokens_per_s=tps, tokens_per_s_all=steady, flops_per_token=fpt, device=name,
                 mfu_pct=100 * tps * fpt / peak if peak else None, first_interval_s=logged[0]['seconds'] if logged else None,
@@ -160,7 +152,7 @@ def part_speedrun(args, recipe: str) -> dict:
                            precision=precision)
     tps = statistics.median(m['tokens_per_s'] for m in logged[1:]) if len(logged) > 1 else float('nan')
     name = torch.cuda.get_device_name() if torch.cuda.is_available() and not args.smoke else 'cpu'
-    peak = peak_flops(name)
+    peak = gpu_peak_flops(name)
     fpt = model_flops_per_token(cfg.model_config(), cfg.seq_len)
     return dict(recipe=recipe, minutes=args.minutes, bpb=scored['bpb'], valid_tokens=scored['tokens'],
                 steps=result['step'], tokens=result['tokens'], val_loss=result['val_loss'], train_s=trained,

@@ -52,8 +52,7 @@ def demo_config(out, # the run folder: tokens and tokenizer are read from it, ch
     return replace(cfg, tokens_dir=str(out / 'tokens'), tokenizer=str(out / 'tokenizer.model'), out_dir=str(out),
                    seq_len=DEMO_SEQ_LEN, batch_size=16, grad_accum=1, max_steps=steps, lr=2e-3, min_lr=2e-4,
                    warmup_steps=min(50, max(10, steps // 5)), save_steps=max(10, steps // 3), keep_checkpoints=2,
-                   eval_steps=100,
-                   eval_batches=8, log_steps=10, seed=seed, device=device,
+                   eval_steps=100, eval_batches=8, log_steps=10, seed=seed, device=device,
                    compile=False)  # cpu_tiny's recipe (Muon, WSD) without compile: a short run does not repay it
 
 # %% ../nbs/09_demo.ipynb #ae8989f6

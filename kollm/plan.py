@@ -87,8 +87,9 @@ def muon_step_scratch(cfg: KoLLMConfig,
                      ) -> int: # short-lived bytes of a `BatchedMuon` step
     "Bytes a batched Muon step holds beyond its state: 3.5 × its largest stack of same-shaped float32 updates."
     h, f, kv = cfg.hidden_size, cfg.intermediate_size, cfg.num_kv_heads * cfg.head_dim
-    shapes = {(h, h): 2 * cfg.num_layers, (kv, h): 2 * cfg.num_layers, (f, h): 2 * cfg.num_layers,
-              (h, f): cfg.num_layers}  # q and o, k and v, gate and up, down
+    shapes = {}  # matrices per shape, as `BatchedMuon` groups them (k and v are square too without GQA)
+    for shape, per_block in (((h, h), 2), ((kv, h), 2), ((f, h), 2), ((h, f), 1)):  # q, o; k, v; gate, up; down
+        shapes[shape] = shapes.get(shape, 0) + per_block * cfg.num_layers
     stacks = [min(count, max(1, batch_bytes // (4 * a * b))) * 4 * a * b for (a, b), count in shapes.items()]
     return int(3.5 * max(stacks))
 

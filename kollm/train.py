@@ -42,9 +42,17 @@ def orthogonalize(X: Tensor, # a matrix (rows, cols) or a stack of them (n, rows
         X = product(X, product(gram, gram, gram, beta=b, alpha=c), X, beta=a)
     return X.mT if tall else X
 
-class BatchedMuon(torch.optim.Muon):
+_Muon = getattr(torch.optim, 'Muon', None)  # PyTorch ≥ 2.9; the rest of kollm runs on 2.6
+
+class BatchedMuon(_Muon or torch.optim.Optimizer):
     "`torch.optim.Muon` with the Newton–Schulz products of all same-shaped matrices run as one batch."
     max_batch_bytes = MUON_BATCH_BYTES  # float32 updates per batched product: bounds the step's extra memory
+
+    def __init__(self, params, **kw):
+        if _Muon is None:
+            raise RuntimeError(f"optimizer=muon needs torch.optim.Muon (PyTorch ≥ 2.9); this is torch "
+                               f"{torch.__version__}: upgrade torch, or train with optimizer=adamw")
+        super().__init__(params, **kw)
 
     def momentum_buffers(self, params: list[Tensor]) -> list[Tensor]:
         "Each matrix's momentum, created at zero on first use (the state `torch.optim.Muon` keeps)."
