@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 import kollm.data as current
-from kollm.data import (TokenLoader, TokenShards, TokenWindows, compression, load_tokenizer, tokenize_text,
-                        train_tokenizer)
+from kollm.tokens import (TokenLoader, TokenShards, TokenWindows, compression, load_tokenizer, tokenize_text,
+                          train_tokenizer)
 from kollm.model import KoLLM, KoLLMConfig
 
 ROOT = Path(__file__).resolve().parents[1]

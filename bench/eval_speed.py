@@ -55,7 +55,7 @@ def _trunk(model: KoLLM, x: torch.Tensor) -> torch.Tensor:
 
 def evaluate_text_seconds(model: KoLLM, tokens: int, seq_len: int, workdir: Path) -> tuple[float, int]:
     "Seconds for chapter 07's `evaluate_text` over a generated text of about `tokens` tokens (disjoint windows)."
-    from kollm.data import train_tokenizer, load_tokenizer
+    from kollm.tokens import train_tokenizer, load_tokenizer
     from kollm.eval import evaluate_text
     lines = [f"{i}번째 문장은 평가 속도를 재기 위해 만든 한국어 문장입니다." for i in range(4000)]
     text = workdir / 'text.txt'

@@ -15,8 +15,8 @@ from fastcore.script import call_parse
 
 from .model import SAMPLING, count_parameters
 from .runtime import atomic_path, remove_path, write_atomic
-from .data import (compression, embedded_corpus, hangul_share, iter_files, load_tokenizer, prepare,
-                        tokenize_text, train_tokenizer)
+from .data import embedded_corpus, hangul_share, iter_files, prepare
+from .tokens import compression, load_tokenizer, tokenize_text, train_tokenizer
 from .run import TrainConfig, list_checkpoints, load_train_config, plot_metrics, read_metrics
 from .train import train
 from .eval import evaluate_text, generate_ids, load_for_inference

@@ -19,7 +19,7 @@ from fastcore.script import call_parse
 
 from .model import KoLLM, KoLLMConfig, RecordOps, rng_state, set_rng_state
 from .gqa import explicit_causal_mask
-from .data import load_tokenizer, train_tokenizer
+from .tokens import load_tokenizer, train_tokenizer
 from .runtime import Precision, pick_device, pick_precision
 from .run import TrainConfig, load_state, load_weights, save_checkpoint
 from .train import make_optimizer, train_step

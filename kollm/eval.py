@@ -22,7 +22,8 @@ from torch import Tensor
 if TYPE_CHECKING: import pandas as pd  # for annotations only: pandas is imported where it is used
 
 from .model import SAMPLING, KoLLM
-from .data import SPECIAL_IDS, TokenShards, hangul_share, iter_documents
+from .data import hangul_share
+from .tokens import SPECIAL_IDS, TokenShards, iter_documents
 from .runtime import Precision, pick_precision
 from .run import check_tokenizer, load_checkpoint_model, load_train_config, plot_metrics, read_metrics
 

@@ -16,7 +16,7 @@ import torch
 from fastcore.script import call_parse
 
 from .model import SAMPLING, KoLLM, hf_name, to_hf, from_hf
-from .data import SPECIAL_IDS, load_tokenizer
+from .tokens import SPECIAL_IDS, load_tokenizer
 from .runtime import DTYPES, atomic_path
 from .run import TrainConfig, check_tokenizer, load_checkpoint_model, load_train_config
 
