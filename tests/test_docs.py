@@ -19,7 +19,7 @@ needs_chromium = pytest.mark.skipif(not shutil.which('chromium'), reason='chromi
 def site(tmp_path_factory):
     "The offline site, rendered once: its folder and its pages by notebook name."
     out = tmp_path_factory.mktemp('docs_offline')
-    return out, {p.src.name: p for p in rd.render(out, workers=1)}
+    return out, {p.src.name: p for p in rd.render(out, workers=2)}  # nbdev imports each chapter: two at once
 
 def test_site_settings():
     "What `nbdev_docs` reads is in order: nbs/_quarto.yml, settings.ini, the nbdev.yml and sidebar it generates."
