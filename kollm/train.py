@@ -255,6 +255,7 @@ class TimeBudget:
         self.reserve = dict(eval=0.0, checkpoint=0.0)  # the last evaluation and checkpoint: the run must end with both
         self.mark = None  # (time, step) where this session's step timing starts
         self.last, self.recent = None, None  # the previous step's time; a moving average of step times
+        self.aside = 0.0  # seconds in evaluations and checkpoints since the last step: not the next step's own time
         if not cfg.max_minutes or not state['step']: state['horizon'] = cfg.max_steps  # max_steps may have changed
         else:  # a resumed budget: refit from the run's own pace so far
             state['horizon'] = self.fit(state['seconds'] / state['step'])
@@ -271,6 +272,7 @@ class TimeBudget:
         t = self.clock()
         yield
         self.reserve[what] = self.clock() - t
+        self.aside += self.reserve[what]
 
     def after_step(self) -> bool:
         "Update the counters and the horizon after a step; whether this session stops now (its budget or pause)."
@@ -281,13 +283,16 @@ class TimeBudget:
                 if s['step'] % self.cfg.log_steps == 0: self.mark = (self.clock(), s['step'])  # after compile, warm-up
             elif s['step'] > self.mark[1]:
                 now = self.clock()
-                step_time = now - (self.mark[0] if self.last is None else self.last)
+                # an evaluation's seconds in one step's time would make the pace jump for a while; the mean pace
+                # below includes them, spread over the steps, as the evaluations still to come will be
+                step_time = now - (self.mark[0] if self.last is None else self.last) - self.aside
                 self.recent = step_time if self.recent is None else 0.9 * self.recent + 0.1 * step_time
                 # the slower of the session's mean pace and the recent one: a machine that slows down ends on time
                 fitted = self.fit(max((now - self.mark[0]) / (s['step'] - self.mark[1]), self.recent))
                 cooling = s['step'] >= s['horizon'] * (1 - self.cfg.cooldown)  # the decay runs only downhill
                 s['horizon'] = min(fitted, s['horizon']) if cooling else fitted
             self.last = self.clock()
+        self.aside = 0.0
         paused = self.pause_after is not None and self.clock() - self.began >= self.pause_after
         if self.cfg.max_minutes and s['seconds'] >= self.cfg.max_minutes * 60: s['horizon'] = s['step']  # a hard stop
         if self.world > 1 and (self.cfg.max_minutes or self.pause_after is not None):
