@@ -243,6 +243,8 @@ def train_step(model, optimizer, x, y, micro_batch: int, precision: Precision, c
     return stats, micro_batch
 
 # %% ../nbs/06_train_mps.ipynb #cf1ddcf9
+BUDGET_MAX_STEPS = 10**9  # "no step limit": a run with a time budget ends when the budget does
+
 class TimeBudget:
     "A run's clock: training seconds across resumes, the horizon a time budget buys, and this session's pause."
     def __init__(self, cfg: TrainConfig, state: dict, # the run's counters: `seconds` and `horizon` are kept there
@@ -461,7 +463,8 @@ class Trainer:
         from tqdm.auto import tqdm
         state = self.state
         if state['step'] == 0 and (self.main or self.sharded): self.evaluate()  # FSDP's forward needs every rank
-        self.bar = tqdm(total=state['horizon'], initial=state['step'], disable=not (progress and self.main),
+        # a time budget's end is known once its first steps are timed: until then, a count without a total
+        self.bar = tqdm(total=self.known_end(), initial=state['step'], disable=not (progress and self.main),
                         desc='train', dynamic_ncols=True)
         self.val, self.window = None, []
         batches = iter(self.loader)
@@ -480,6 +483,10 @@ class Trainer:
                     precision=self.precision.name, device=str(self.precision.device), world_size=self.world,
                     stopped_early=state['step'] < state['horizon'])
 
+    def known_end(self) -> int | None:
+        "The step this run ends at, for the progress bar; None while a time budget has not yet fitted it."
+        return self.state['horizon'] if self.state['horizon'] < BUDGET_MAX_STEPS else None
+
     def step(self, x: Tensor, y: Tensor) -> bool:
         "One optimizer step on a global batch, then its logging, evaluation and checkpoint; True: stop this session."
         state, cfg = self.state, self.cfg
@@ -492,7 +499,7 @@ class Trainer:
         self.count_skipped(stats)
         self.window.append(stats['loss'])
         last = self.budget.after_step()
-        self.bar.total = state['horizon']
+        self.bar.total = self.known_end()
         if state['step'] % cfg.log_steps == 0 or last: self.log_step(stats, lr, step_tokens)
         if (self.main or self.sharded) and (state['step'] % cfg.eval_steps == 0 or last):
             self.val = self.evaluate()
@@ -564,8 +571,6 @@ def train(cfg: TrainConfig, resume: bool = False, # continue from the newest com
     return Trainer(cfg, resume, log, before_micro_batch, pause_after, clock).fit(progress)
 
 # %% ../nbs/06_train_mps.ipynb #20618ddc
-BUDGET_MAX_STEPS = 10**9  # "no step limit": a run with a time budget ends when the budget does
-
 def budget_overrides(overrides: list[str], max_minutes: float) -> list[str]:
     "`overrides` for a run of `max_minutes`: the budget ends it, so the config's `max_steps` is lifted unless given."
     if not max_minutes: return list(overrides)
