@@ -347,7 +347,9 @@ class Trainer:
         self.before_micro_batch, self.pause_after = before_micro_batch, pause_after
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
+        joined = dist.is_available() and dist.is_initialized()  # the caller's process group: used, left to the caller
         self.rank, self.world = init_distributed(cfg.device)
+        self.owns_group = self.world > 1 and not joined
         self.main = self.rank == 0  # only the first process logs, evaluates and writes
         device = cfg.device
         if self.world > 1 and pick_device(device).type == 'cuda': device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
@@ -476,7 +478,7 @@ class Trainer:
             self.bar.close()
             if self.metrics: self.metrics.close()
             if self.board: self.board.close()
-        if self.world > 1: dist.destroy_process_group()
+        if self.owns_group: dist.destroy_process_group()
         val = self.val
         if val is None and self.main: val = last_val_loss(self.out)  # resumed a finished run: its final evaluation
         return dict(state, val_loss=val, rank=self.rank, checkpoint=str(list_checkpoints(self.out)[-1]),
