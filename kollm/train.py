@@ -331,12 +331,13 @@ def fit_vocabulary(cfg: TrainConfig, tokenizer_vocab: int, # ids of the tokenize
     return cfg
 
 
-def init_distributed(device: str = 'auto') -> tuple[int, int]:
-    "(rank, world size): under `torchrun`, join the process group (NCCL on CUDA, Gloo otherwise); alone, (0, 1)."
+def init_distributed(device: str = 'auto') -> tuple[int, int, bool]:
+    "(rank, world size, whether this call made the process group): under `torchrun`, join the group; alone, (0, 1)."
     world = int(os.environ.get('WORLD_SIZE', 1))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group('nccl' if pick_device(device).type == 'cuda' else 'gloo')
-    return (dist.get_rank(), world) if world > 1 else (0, 1)
+    if world == 1: return 0, 1, False
+    made = not dist.is_initialized()  # a group the caller made is used, and left for the caller to end
+    if made: dist.init_process_group('nccl' if pick_device(device).type == 'cuda' else 'gloo')
+    return dist.get_rank(), world, made
 
 # %% ../nbs/06_train_mps.ipynb #6b11e067
 class Trainer:
@@ -347,9 +348,7 @@ class Trainer:
         self.before_micro_batch, self.pause_after = before_micro_batch, pause_after
         self.out = Path(cfg.out_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        joined = dist.is_available() and dist.is_initialized()  # the caller's process group: used, left to the caller
-        self.rank, self.world = init_distributed(cfg.device)
-        self.owns_group = self.world > 1 and not joined
+        self.rank, self.world, self.owns_group = init_distributed(cfg.device)  # owns it: ends it in `fit`
         self.main = self.rank == 0  # only the first process logs, evaluates and writes
         device = cfg.device
         if self.world > 1 and pick_device(device).type == 'cuda': device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
