@@ -13,7 +13,7 @@ Measures, in one run:
 - `tokenize_text` MB/s with 1 and 2 threads;
 - end to end (prepare with 2 workers + tokenize with 2 threads) for both trees, against the goal of 5 MB/s;
 - the loader's batches/s beside the batches/s a tiny model consumes in training.
-Prints a markdown table and writes it, with the date, to bench/data_pipeline.md (or --report).
+Prints a markdown table and writes it, with the date, to bench/reports/data_pipeline.md (and .json).
 
     python bench/data_pipeline.py [--corpus DIR] [--out DIR] [--rounds 3] [--baseline REV] [--vocab 32000] [--compare]
 """
@@ -27,154 +27,159 @@ import kollm.data as current
 from kollm.tokens import (TokenLoader, TokenShards, TokenWindows, compression, load_tokenizer, tokenize_text,
                           train_tokenizer)
 from kollm.model import KoLLM, KoLLMConfig
+from common import spread, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 BEFORE_ISSUE_16 = 'd5cbbde'  # main when issue 16 was taken up: "today's implementation" of the issue
 
-p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-p.add_argument('--corpus', default=str(ROOT.parent / 'shared/data/korean'))
-p.add_argument('--out', default='/tmp/kollm-bench-data')
-p.add_argument('--rounds', type=int, default=3, help='paired rounds of prepare (this tree, baseline) per worker count')
-p.add_argument('--baseline', default=BEFORE_ISSUE_16, help='git revision whose kollm/data.py is the baseline')
-p.add_argument('--vocab', type=int, default=32000)
-p.add_argument('--compare', action='store_true', help='also train a unigram tokenizer of the same size')
-p.add_argument('--report', default=str(ROOT / 'bench/data_pipeline.md'))
-args = p.parse_args()
-corpus, out = Path(args.corpus), Path(args.out)
-out.mkdir(parents=True, exist_ok=True)
-files = sorted(f for f in corpus.rglob('*.txt'))
-raw_mb = sum(f.stat().st_size for f in files) / 1e6
-rows = []
 
-def row(what, value, unit, note=''):
-    rows.append((what, value, unit, note))
-    print(f'{what}: {value:.3g} {unit} {note}', flush=True)
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--corpus', default=str(ROOT.parent / 'shared/data/korean'))
+    p.add_argument('--out', default='/tmp/kollm-bench-data')
+    p.add_argument('--rounds', type=int, default=3, help='paired rounds of prepare (this tree, baseline) per worker count')
+    p.add_argument('--baseline', default=BEFORE_ISSUE_16, help='git revision whose kollm/data.py is the baseline')
+    p.add_argument('--vocab', type=int, default=32000)
+    p.add_argument('--compare', action='store_true', help='also train a unigram tokenizer of the same size')
+    args = p.parse_args()
+    corpus, out = Path(args.corpus), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = sorted(f for f in corpus.rglob('*.txt'))
+    raw_mb = sum(f.stat().st_size for f in files) / 1e6
+    rows = []
 
-def load_baseline(rev: str):
-    "kollm/data.py as it was at `rev`, imported as its own module (it has no relative imports)."
-    source = subprocess.run(['git', '-C', str(ROOT), 'show', f'{rev}:kollm/data.py'], check=True,
-                            capture_output=True, text=True).stdout
-    path = Path(tempfile.mkdtemp()) / 'kollm_data_baseline.py'
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location('kollm_data_baseline', path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules['kollm_data_baseline'] = module  # forked workers unpickle its functions by this name
-    spec.loader.exec_module(module)
-    return module
+    def row(what, value, unit, note=''):
+        rows.append((what, value, unit, note))
+        print(f'{what}: {value:.3g} {unit} {note}', flush=True)
 
-def timed_prepare(module, workers: int, folder: Path) -> tuple[float, object]:
-    if folder.exists(): current.remove_path(folder)
+    def load_baseline(rev: str):
+        "kollm/data.py as it was at `rev`, imported as its own module (it has no relative imports)."
+        source = subprocess.run(['git', '-C', str(ROOT), 'show', f'{rev}:kollm/data.py'], check=True,
+                                capture_output=True, text=True).stdout
+        path = Path(tempfile.mkdtemp()) / 'kollm_data_baseline.py'
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location('kollm_data_baseline', path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules['kollm_data_baseline'] = module  # forked workers unpickle its functions by this name
+        spec.loader.exec_module(module)
+        return module
+
+    def timed_prepare(module, workers: int, folder: Path) -> tuple[float, object]:
+        if folder.exists(): current.remove_path(folder)
+        start = time.perf_counter()
+        report = module.prepare(files, folder, workers=workers, progress=False)
+        return time.perf_counter() - start, report
+
+    # 1. prepare, this tree against the baseline, paired rounds with the order alternating
+    baseline = load_baseline(args.baseline)
+    seconds = {}
+    for workers in (1, 2):
+        for r in range(args.rounds):
+            for name in (('current', 'baseline') if r % 2 == 0 else ('baseline', 'current')):
+                module = current if name == 'current' else baseline
+                dt, report = timed_prepare(module, workers, out / f'processed-{name}')
+                seconds.setdefault((name, workers), []).append(dt)
+                if name == 'current': current_report = report
+        cur, base = seconds['current', workers], seconds['baseline', workers]
+        row(f'prepare, {workers} worker(s), this tree', raw_mb / statistics.median(cur), 'MB/s', f'{raw_mb:.1f} MB')
+        row(f'prepare, {workers} worker(s), baseline {args.baseline}', raw_mb / statistics.median(base), 'MB/s')
+        ratios = [b / c for c, b in zip(cur, base)]
+        row(f'prepare, {workers} worker(s): speed-up over baseline', statistics.median(ratios), '×',
+            f'median (range) of {len(ratios)} rounds: {spread(ratios, 2)}')
+    print(current_report.table().T.to_string())
+
+    for tasks in (2, 4, 8):
+        start = time.perf_counter()
+        current.prepare(files, out / 'processed-tasks', workers=2, tasks=tasks, progress=False)
+        row(f'prepare, 2 workers, {tasks} tasks, this tree', raw_mb / (time.perf_counter() - start), 'MB/s', 'one round')
+        current.remove_path(out / 'processed-tasks')
+
+    # 2. the pipeline's steps in one process: stage 1 (read, clean, sign, write) and stage 2 (dedup, split, write)
+    work = out / 'steps-work'
+    current.remove_path(work)
+    step_s, data = {}, None
+    for step in (current.ReadSources(files, work), current.CleanKorean(work), current.SignDocuments(0.8)):
+        start = time.perf_counter()
+        data = list(step.run(iter(data) if data is not None else None, 0, 1))
+        step_s[step.__class__.__name__] = time.perf_counter() - start
     start = time.perf_counter()
-    report = module.prepare(files, folder, workers=workers, progress=False)
-    return time.perf_counter() - start, report
-
-def spread(ratios: list[float]) -> str:
-    return f'median of {len(ratios)} rounds; range {min(ratios):.2f}–{max(ratios):.2f}'
-
-# 1. prepare, this tree against the baseline, paired rounds with the order alternating
-baseline = load_baseline(args.baseline)
-seconds = {}
-for workers in (1, 2):
-    for r in range(args.rounds):
-        for name in (('current', 'baseline') if r % 2 == 0 else ('baseline', 'current')):
-            module = current if name == 'current' else baseline
-            dt, report = timed_prepare(module, workers, out / f'processed-{name}')
-            seconds.setdefault((name, workers), []).append(dt)
-            if name == 'current': current_report = report
-    cur, base = seconds['current', workers], seconds['baseline', workers]
-    row(f'prepare, {workers} worker(s), this tree', raw_mb / statistics.median(cur), 'MB/s', f'{raw_mb:.1f} MB')
-    row(f'prepare, {workers} worker(s), baseline {args.baseline}', raw_mb / statistics.median(base), 'MB/s')
-    ratios = [b / c for c, b in zip(cur, base)]
-    row(f'prepare, {workers} worker(s): speed-up over baseline', statistics.median(ratios), '×', spread(ratios))
-print(current_report.table().T.to_string())
-
-for tasks in (2, 4, 8):
+    current.WriteSigned(work).run(iter(data), 0, 1)
+    step_s['WriteSigned'] = time.perf_counter() - start
+    del data
     start = time.perf_counter()
-    current.prepare(files, out / 'processed-tasks', workers=2, tasks=tasks, progress=False)
-    row(f'prepare, 2 workers, {tasks} tasks, this tree', raw_mb / (time.perf_counter() - start), 'MB/s', 'one round')
-    current.remove_path(out / 'processed-tasks')
+    current.DeduplicateAndSplit(out / 'processed-steps', work, len(files)).run()
+    step_s['DeduplicateAndSplit'] = time.perf_counter() - start
+    for name, s in step_s.items():
+        row(f'step: {name} (one core)', raw_mb / s, 'MB/s', f'{s:.1f} s')
+    stage1_s = sum(v for k, v in step_s.items() if k != 'DeduplicateAndSplit')
+    row('stage 1 ceiling on 2 cores (perfect split)', 2 * raw_mb / stage1_s, 'MB/s', 'then stage 2 runs alone')
+    row('prepare ceiling on 2 cores (stage 1 split, stage 2 after)', raw_mb / (stage1_s / 2 + step_s['DeduplicateAndSplit']),
+        'MB/s', 'no start-up or imbalance')
+    current.remove_path(work)
+    current.remove_path(out / 'processed-steps')
 
-# 2. the pipeline's steps in one process: stage 1 (read, clean, sign, write) and stage 2 (dedup, split, write)
-work = out / 'steps-work'
-current.remove_path(work)
-step_s, data = {}, None
-for step in (current.ReadSources(files, work), current.CleanKorean(work), current.SignDocuments(0.8)):
-    start = time.perf_counter()
-    data = list(step.run(iter(data) if data is not None else None, 0, 1))
-    step_s[step.__class__.__name__] = time.perf_counter() - start
-start = time.perf_counter()
-current.WriteSigned(work).run(iter(data), 0, 1)
-step_s['WriteSigned'] = time.perf_counter() - start
-del data
-start = time.perf_counter()
-current.DeduplicateAndSplit(out / 'processed-steps', work, len(files)).run()
-step_s['DeduplicateAndSplit'] = time.perf_counter() - start
-for name, s in step_s.items():
-    row(f'step: {name} (one core)', raw_mb / s, 'MB/s', f'{s:.1f} s')
-stage1_s = sum(v for k, v in step_s.items() if k != 'DeduplicateAndSplit')
-row('stage 1 ceiling on 2 cores (perfect split)', 2 * raw_mb / stage1_s, 'MB/s', 'then stage 2 runs alone')
-row('prepare ceiling on 2 cores (stage 1 split, stage 2 after)', raw_mb / (stage1_s / 2 + step_s['DeduplicateAndSplit']),
-    'MB/s', 'no start-up or imbalance')
-current.remove_path(work)
-current.remove_path(out / 'processed-steps')
+    # 3. tokenizer and tokenization (unchanged by issue 16: one measurement serves both trees)
+    processed = out / 'processed-current'
+    train_txt, valid_txt = processed / 'train.txt', processed / 'valid.txt'
+    for kind in ('bpe', 'unigram') if args.compare else ('bpe',):
+        start = time.perf_counter()
+        model = train_tokenizer([train_txt], out / f'{kind}.model', vocab_size=args.vocab, model_type=kind, progress=False)
+        row(f'train tokenizer ({args.vocab} {kind})', time.perf_counter() - start, 's')
+        c = compression(load_tokenizer(model), valid_txt)
+        row(f'{kind}: characters per token on valid', c['chars_per_token'], 'chars/token')
+        row(f'{kind}: bytes per token on valid', c['bytes_per_token'], 'bytes/token')
+    text_mb = (train_txt.stat().st_size + valid_txt.stat().st_size) / 1e6
+    tokenize_s = {}
+    for threads in (1, 2):
+        start = time.perf_counter()
+        metas = [tokenize_text(f, out / 'bpe.model', out / 'tokens', threads=threads, progress=False)
+                 for f in (train_txt, valid_txt)]
+        tokenize_s[threads] = time.perf_counter() - start
+        row(f'tokenize, {threads} thread(s)', text_mb / tokenize_s[threads], 'MB/s',
+            f"{sum(m['tokens'] for m in metas):,} tokens, {sum(m['documents'] for m in metas):,} documents")
+    for name in ('current', 'baseline'):
+        e2e = raw_mb / (statistics.median(seconds[name, 2]) + tokenize_s[2])
+        row(f'end to end ({name}: prepare 2 workers + tokenize 2 threads)', e2e, 'MB/s',
+            f"goal 5: {'met' if e2e >= 5 else 'not met'}; tokenizer training excluded")
 
-# 3. tokenizer and tokenization (unchanged by issue 16: one measurement serves both trees)
-processed = out / 'processed-current'
-train_txt, valid_txt = processed / 'train.txt', processed / 'valid.txt'
-for kind in ('bpe', 'unigram') if args.compare else ('bpe',):
+    # 4. the loader against what training consumes
+    cfg = KoLLMConfig.from_preset('tiny')
+    cfg.vocab_size = 32000 if args.vocab > 8000 else args.vocab
+    windows = TokenWindows(TokenShards(out / 'tokens', 'train', tokenizer=out / 'bpe.model'), seq_len=256)
+    for workers in (0, 2):
+        loader = iter(TokenLoader(windows, batch_size=16, seed=0, num_workers=workers))
+        next(loader)
+        start = time.perf_counter()
+        n = sum(1 for _ in islice(loader, 500))
+        row(f'loader, 16×256, {workers} workers', n / (time.perf_counter() - start), 'batches/s')
+    model = KoLLM(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batches = iter(TokenLoader(windows, batch_size=16, seed=0, num_workers=0))
+    def step():
+        x, y = next(batches)
+        _, loss = model(x, labels=y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    step()
     start = time.perf_counter()
-    model = train_tokenizer([train_txt], out / f'{kind}.model', vocab_size=args.vocab, model_type=kind, progress=False)
-    row(f'train tokenizer ({args.vocab} {kind})', time.perf_counter() - start, 's')
-    c = compression(load_tokenizer(model), valid_txt)
-    row(f'{kind}: characters per token on valid', c['chars_per_token'], 'chars/token')
-    row(f'{kind}: bytes per token on valid', c['bytes_per_token'], 'bytes/token')
-text_mb = (train_txt.stat().st_size + valid_txt.stat().st_size) / 1e6
-tokenize_s = {}
-for threads in (1, 2):
-    start = time.perf_counter()
-    metas = [tokenize_text(f, out / 'bpe.model', out / 'tokens', threads=threads, progress=False)
-             for f in (train_txt, valid_txt)]
-    tokenize_s[threads] = time.perf_counter() - start
-    row(f'tokenize, {threads} thread(s)', text_mb / tokenize_s[threads], 'MB/s',
-        f"{sum(m['tokens'] for m in metas):,} tokens, {sum(m['documents'] for m in metas):,} documents")
-for name in ('current', 'baseline'):
-    e2e = raw_mb / (statistics.median(seconds[name, 2]) + tokenize_s[2])
-    row(f'end to end ({name}: prepare 2 workers + tokenize 2 threads)', e2e, 'MB/s',
-        f"goal 5: {'met' if e2e >= 5 else 'not met'}; tokenizer training excluded")
+    for _ in range(10): step()
+    row(f'tiny model training (vocab {cfg.vocab_size}), 16×256', 10 / (time.perf_counter() - start), 'batches/s',
+        'what the loader must keep up with')
 
-# 4. the loader against what training consumes
-cfg = KoLLMConfig.from_preset('tiny')
-cfg.vocab_size = 32000 if args.vocab > 8000 else args.vocab
-windows = TokenWindows(TokenShards(out / 'tokens', 'train', tokenizer=out / 'bpe.model'), seq_len=256)
-for workers in (0, 2):
-    loader = iter(TokenLoader(windows, batch_size=16, seed=0, num_workers=workers))
-    next(loader)
-    start = time.perf_counter()
-    n = sum(1 for _ in islice(loader, 500))
-    row(f'loader, 16×256, {workers} workers', n / (time.perf_counter() - start), 'batches/s')
-model = KoLLM(cfg)
-opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-batches = iter(TokenLoader(windows, batch_size=16, seed=0, num_workers=0))
-def step():
-    x, y = next(batches)
-    _, loss = model(x, labels=y)
-    loss.backward()
-    opt.step()
-    opt.zero_grad()
-step()
-start = time.perf_counter()
-for _ in range(10): step()
-row(f'tiny model training (vocab {cfg.vocab_size}), 16×256', 10 / (time.perf_counter() - start), 'batches/s',
-    'what the loader must keep up with')
+    load = os.getloadavg()[0]
+    table = ['| measure | value | unit | note |', '|---|---|---|---|']
+    table += [f'| {what} | {value:.3g} | {unit} | {note} |' for what, value, unit, note in rows]
+    tree = subprocess.run(['git', '-C', str(ROOT), 'describe', '--always', '--dirty'], capture_output=True, text=True).stdout
+    head = (f'# data_pipeline.py\n\nTree {tree.strip()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average '
+            f'{load:.1f} at the end, torch {torch.__version__}; corpus {corpus} ({raw_mb:.1f} MB, {len(files)} files); '
+            f'baseline = kollm/data.py at {args.baseline}. Absolute MB/s follow the machine\'s load; the paired '
+            f'ratios are the comparison.\n\n')
+    report = write_report('data_pipeline', head + '\n'.join(table),
+                          [dict(measure=what, value=value, unit=unit, note=note) for what, value, unit, note in rows])
+    print('\n' + '\n'.join(table))
+    print(f'wrote {report}')
 
-load = os.getloadavg()[0]
-table = ['| measure | value | unit | note |', '|---|---|---|---|']
-table += [f'| {what} | {value:.3g} | {unit} | {note} |' for what, value, unit, note in rows]
-tree = subprocess.run(['git', '-C', str(ROOT), 'describe', '--always', '--dirty'], capture_output=True, text=True).stdout
-head = (f'# data_pipeline.py\n\nTree {tree.strip()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average '
-        f'{load:.1f} at the end, torch {torch.__version__}; corpus {corpus} ({raw_mb:.1f} MB, {len(files)} files); '
-        f'baseline = kollm/data.py at {args.baseline}. Absolute MB/s follow the machine\'s load; the paired '
-        f'ratios are the comparison.\n\n')
-current.write_atomic(args.report, head + '\n'.join(table) + '\n')
-print('\n' + '\n'.join(table))
-print(f'wrote {args.report}')
+
+if __name__ == '__main__':
+    main()

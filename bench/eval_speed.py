@@ -11,7 +11,7 @@ each, the order rotating; the machine is shared and noisy):
 - `loss, gradient path`: the same loss with its gradient buffers computed (what evaluation cost before the fix);
 - `evaluate_text`: chapter 07's exact scorer on a generated text file of the same number of tokens, end to end.
 
-It prints a table (tokens/s, the median of per-round ratios to `forward` with their interquartile range) and writes
+It prints a table (tokens/s, the median of per-round ratios to `forward` with their range over the rounds) and writes
 it to `bench/reports/eval_speed.md`.
 
     python bench/eval_speed.py                         # tiny with a 32k vocabulary, 8×512, fp32 and bf16
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from kollm.model import KoLLM, KoLLMConfig, LinearCrossEntropy, loss_chunk_size
-from train_speed import _seconds, markdown_table, paired_ratio  # one timing and table helper for every CPU bench
+from common import markdown_table, paired_ratio, seconds, write_report
 
 
 def scorers(model: KoLLM, x: torch.Tensor, y: torch.Tensor, dtype) -> dict:
@@ -82,19 +82,19 @@ def bench(preset: str, vocab: int, batch: int, seq_len: int, precision: str, rou
     times = {name: [] for name in runs}
     names = list(runs)
     for i in range(rounds):
-        for name in names[i % len(names):] + names[:i % len(names)]: times[name].append(_seconds(runs[name]))
+        for name in names[i % len(names):] + names[:i % len(names)]: times[name].append(seconds(runs[name]))
     rows = []
     for name in names:
-        ratio, iqr = paired_ratio(times[name], times['forward'])  # per round: this scorer's time / forward's
+        ratio, ratio_range = paired_ratio(times[name], times['forward'])  # per round: this scorer's time / forward's
         rows.append({'preset': f'{preset} (vocab {vocab:,})', 'batch': f'{batch}×{seq_len}', 'precision': precision,
                      'scorer': name, 'tok/s': x.numel() / statistics.median(times[name]),
-                     'time / forward': ratio, 'IQR': iqr})
+                     'time / forward': ratio, 'range': ratio_range})
     if precision == 'fp32':
         with tempfile.TemporaryDirectory() as tmp:
-            seconds, tokens = evaluate_text_seconds(model, x.numel(), seq_len, Path(tmp))
+            scored_s, tokens = evaluate_text_seconds(model, x.numel(), seq_len, Path(tmp))
         rows.append({'preset': f'{preset} (vocab {vocab:,})', 'batch': f'8×{seq_len}', 'precision': precision,
-                     'scorer': 'evaluate_text (one document, disjoint windows, one run)', 'tok/s': tokens / seconds,
-                     'time / forward': float('nan'), 'IQR': ''})
+                     'scorer': 'evaluate_text (one document, disjoint windows, one run)', 'tok/s': tokens / scored_s,
+                     'time / forward': float('nan'), 'range': ''})
     return rows
 
 
@@ -106,17 +106,14 @@ def main():
     parser.add_argument('--seq_len', type=int, default=512, help='tokens per sequence')
     parser.add_argument('--precisions', nargs='+', default=['fp32', 'bf16'], choices=['fp32', 'bf16'])
     parser.add_argument('--rounds', type=int, default=7, help='timed rounds (one call of each scorer) after a warm-up')
-    parser.add_argument('--out', default=str(Path(__file__).parent / 'reports' / 'eval_speed.md'), help='report file')
     args = parser.parse_args()
     rows = [r for p in args.precisions for r in bench(args.preset, args.vocab, args.batch, args.seq_len, p, args.rounds)]
     table = markdown_table(rows)
     print(table)
     header = (f"# Scoring throughput\n\n`python bench/eval_speed.py {' '.join(__import__('sys').argv[1:])}` on "
               f"{time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"{args.rounds} paired rounds (median of per-round ratios to `forward`, with their IQR).\n\n")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(header + table + '\n', encoding='utf-8')
-    print(f"wrote {args.out}")
+              f"{args.rounds} paired rounds (median of per-round ratios to `forward`, with their range).\n\n")
+    print(f"wrote {write_report('eval_speed', header + table, rows)}")
 
 
 if __name__ == '__main__':

@@ -21,14 +21,7 @@ import torch
 
 from kollm.model import KoLLM, KoLLMConfig, to_hf
 from kollm.plan import estimate_memory, model_flops_per_token, peak_memory
-
-DENSE_PEAK_FLOPS = [('H200', 989e12), ('H100 PCIe', 756e12), ('H100', 989e12), ('A100', 312e12)]  # bf16 = fp16, dense
-
-
-def gpu_peak_flops(name: str) -> float | None:
-    "Dense bf16 peak FLOP/s of a GPU recognised by name (None if unknown: MFU is then left out)."
-    return next((flops for key, flops in DENSE_PEAK_FLOPS if key.lower() in name.lower()), None)
-
+from common import gpu_peak_flops, sync
 
 class Report:
     "Results, written to JSON after every change."
@@ -69,10 +62,6 @@ def make_step(model, ids: torch.Tensor, precision: str, hf: bool = False):
         scaler.update()
         opt.zero_grad(set_to_none=True)
     return step, opt
-
-
-def sync(device: str):
-    if device == 'cuda': torch.cuda.synchronize()
 
 
 def step_peak_bytes(step, model, opt, device: str) -> int:

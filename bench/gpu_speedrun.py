@@ -30,7 +30,7 @@ speedrun.prepare_data()"`; the device run carries `bench/.cache/speedrun/{tokens
 import argparse, json, os, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
-from gpu_check import gpu_peak_flops, sync  # the peaks table and the CUDA sync of bench/gpu_check.py
+from common import gpu_peak_flops, sync
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / 'bench' / '.cache' / 'speedrun'

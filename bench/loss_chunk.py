@@ -13,7 +13,8 @@ import argparse, statistics
 import torch
 
 from kollm.model import KoLLM, KoLLMConfig
-from train_speed import DTYPES, SHAPES, _seconds, markdown_table, paired_ratio, train_step
+from common import markdown_table, paired_ratio, seconds
+from train_speed import DTYPES, SHAPES, train_step
 
 
 def sweep(preset: str, precision: str, chunks: list[int], rounds: int, compile_: bool) -> list[dict]:
@@ -30,12 +31,12 @@ def sweep(preset: str, precision: str, chunks: list[int], rounds: int, compile_:
     for step in steps.values(): step(); step()  # compilation, AdamW state, allocator caches
     times = {chunk: [] for chunk in chunks}
     for i in range(rounds):
-        for chunk in chunks[i % len(chunks):] + chunks[:i % len(chunks)]: times[chunk].append(_seconds(steps[chunk]))
+        for chunk in chunks[i % len(chunks):] + chunks[:i % len(chunks)]: times[chunk].append(seconds(steps[chunk]))
     rows = []
     for chunk in chunks:
         row = {'preset': preset, 'precision': precision, 'compiled': compile_, 'loss chunk': chunk,
                'logits MB': chunk * cfg.vocab_size * 4 / 1e6, 'step ms': 1e3 * statistics.median(times[chunk])}
-        if 4096 in times: row['speed-up vs 4096'], row['IQR'] = paired_ratio(times[4096], times[chunk])
+        if 4096 in times: row['speed-up vs 4096'], row['range'] = paired_ratio(times[4096], times[chunk])
         rows.append(row)
     return rows
 
@@ -43,7 +44,7 @@ def sweep(preset: str, precision: str, chunks: list[int], rounds: int, compile_:
 def allocation_cost(vocab_size: int = 8000, tokens: int = 4096) -> dict:
     "Milliseconds of an `exp` (allocates its output) and an `amax` (allocates almost nothing) over one chunk of logits."
     logits = torch.randn(tokens, vocab_size)
-    timed = lambda fn: 1e3 * statistics.median(_seconds(fn) for _ in range(7))
+    timed = lambda fn: 1e3 * statistics.median(seconds(fn) for _ in range(7))
     return {'logits MB': logits.numel() * 4 / 1e6, 'exp ms': timed(logits.exp), 'amax ms': timed(lambda: logits.amax(-1))}
 
 

@@ -9,8 +9,8 @@ Recipes: `today` is the README path before issue 15 (cpu_tiny, the 32k tokenizer
 default, AdamW, a cosine over 2,000 steps, stopped by the clock mid-schedule); `candidate` is every ingredient at
 once (8k vocabulary, Muon, WSD fitted to the budget, lr 2e-3, compile); `default` is what cpu_tiny ships now; the
 others change one ingredient of `today` at a time. Runs go in rounds (every recipe once per seed, the order
-rotating), so slow and fast windows of this shared machine fall on every recipe alike; the spread over seeds is
-reported next to each mean. Writes `bench/reports/speedrun.md`, `bench/reports/speedrun.json` and
+rotating), so slow and fast windows of this shared machine fall on every recipe alike; the spread over seeds (median and
+range) is reported. Writes `bench/reports/speedrun.md`, `bench/reports/speedrun.json` and
 `bench/figures/speedrun.png`.
 
     python bench/speedrun.py                             # 5-minute budgets: every recipe, 2 seeds (≈ 75 min)
@@ -19,6 +19,8 @@ reported next to each mean. Writes `bench/reports/speedrun.md`, `bench/reports/s
 """
 import argparse, json, math, os, subprocess, sys, time
 from pathlib import Path
+
+from common import spread, write_report as write_files
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / 'shared' / 'data' / 'korean'
@@ -107,15 +109,8 @@ def used_minutes(runs: list[dict]) -> float:
     return sum(r['seconds'] for r in runs) / len(runs) / 60
 
 
-def spread(xs: list[float]) -> str:
-    mean = sum(xs) / len(xs)
-    return f'{mean:.3f} ± {(max(xs) - min(xs)) / 2:.3f}' if len(xs) > 1 else f'{mean:.3f}'
-
-
 def write_report(rows: list[dict], args):
     import statistics
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    (REPORT.with_suffix('.json')).write_text(json.dumps(rows, indent=1))
     budgets = sorted({r['minutes'] for r in rows})
     recipes = [k for k in RECIPES if any(r['recipe'] == k for r in rows)]
     lines = [f"# Speedrun: validation bits per byte at a fixed CPU budget ({time.strftime('%Y-%m-%d')})", '',
@@ -123,7 +118,7 @@ def write_report(rows: list[dict], args):
              f"`{' '.join(sys.argv[1:])}`; `--keep` adds to earlier rows) on {os.cpu_count()} cores, "
              f"torch threads {rows[0]['threads']}. tiny model (4 layers × 256), the shared Korean corpus; "
              f"bpb on `valid.txt` ({args.valid_bytes / 1e6:.2f} MB, 7 genres), every token scored once. "
-             "Mean ± half the range over seeds; the ratio column pairs each run with `today`'s run of the same "
+             "Median and range (min–max) over seeds; the ratio column pairs each run with `today`'s run of the same "
              "seed and budget (lower is better). A run may end before its budget: `today` at the end of its 2,000-step "
              "cosine, and runs made before `budget_overrides` at cpu_tiny's 2,000 steps; 'CPU minutes used' says when.",
              '']
@@ -141,7 +136,7 @@ def write_report(rows: list[dict], args):
                          f"{statistics.mean(r['tokens'] for r in mine) / 1e6:.2f} M | "
                          f"{statistics.mean(r['last_lr'] / r['min_lr'] for r in mine):.1f} |")
         lines.append('')
-    REPORT.write_text('\n'.join(lines) + '\n')
+    write_files('speedrun', '\n'.join(lines), rows)
     print('\n'.join(lines))
     plot(rows, recipes, budgets)
 

@@ -18,6 +18,7 @@ from transformers.utils import logging as hf_logging
 
 from kollm.model import KoLLM, KoLLMConfig, to_hf
 from kollm.plan import estimate_memory, model_flops_per_token, peak_memory
+from common import markdown_table, paired_ratio, seconds
 
 SHAPES = {'tiny': (16, 256), 'small': (8, 512)}  # preset: (micro-batch, seq_len), the benchmark shapes
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
@@ -27,14 +28,9 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
     "Best FLOP/s of an n×n `torch.mm` in `dtype` on this CPU."
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
-    best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(reps))
+    best = min(seconds(lambda: torch.mm(a, b)) for _ in range(reps))
     return 2 * n ** 3 / best
 
-
-def _seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def train_step(model, ids: torch.Tensor, precision: str, hf: bool):
@@ -61,12 +57,12 @@ def bench_preset(preset: str, precision: str, steps: int, compile_: bool, memory
     if compile_: runs['kollm compiled'] = (torch.compile(KoLLM(cfg).train()), False)
     steps_by_name = {name: train_step(model, ids, precision, is_hf) for name, (model, is_hf) in runs.items()}
     warmup = {}
-    for name, (step, _) in steps_by_name.items(): warmup[name] = _seconds(step)  # AdamW state; compilation
+    for name, (step, _) in steps_by_name.items(): warmup[name] = seconds(step)  # AdamW state; compilation
     for step, _ in steps_by_name.values(): step()  # a second untimed step: allocator caches settle
     times = {name: [] for name in runs}
     names = list(runs)
     for i in range(steps):  # one round: a step of each model, the order rotated so none always follows another
-        for name in names[i % len(names):] + names[:i % len(names)]: times[name].append(_seconds(steps_by_name[name][0]))
+        for name in names[i % len(names):] + names[:i % len(names)]: times[name].append(seconds(steps_by_name[name][0]))
     tokens, fpt = micro_batch * seq_len, model_flops_per_token(cfg, seq_len)
     row = {'preset': preset, 'batch': f'{micro_batch}×{seq_len}', 'precision': precision, 'rounds': steps}
     for name in runs:
@@ -74,7 +70,7 @@ def bench_preset(preset: str, precision: str, steps: int, compile_: bool, memory
         row[f'{name} tok/s'] = tps
         row[f'{name} MFU %'] = 100 * tps * fpt / peaks[precision]
     for name, label in [('kollm', 'kollm / transformers'), ('kollm compiled', 'compiled / transformers')]:
-        if name in runs: row[label], row[f'{label} IQR'] = paired_ratio(times['transformers'], times[name])
+        if name in runs: row[label], row[f'{label} range'] = paired_ratio(times['transformers'], times[name])
     if compile_: row['compile warm-up s'] = warmup['kollm compiled']
     if memory:
         for name in ('kollm', 'transformers'):
@@ -82,22 +78,6 @@ def bench_preset(preset: str, precision: str, steps: int, compile_: bool, memory
             row[f'{name} peak MiB'] = peak_memory(step, runs[name][0], opt) / 2**20
         row['estimate MiB'] = estimate_memory(cfg, micro_batch, seq_len, precision, device_type='cpu').total / 2**20
     return row
-
-
-def paired_ratio(baseline: list[float], candidate: list[float]) -> tuple[float, str]:
-    "Median and interquartile range of the per-round speed-ups `baseline[i] / candidate[i]` (step times)."
-    ratios = sorted(b / c for b, c in zip(baseline, candidate))
-    if len(ratios) < 4: return statistics.median(ratios), ''
-    q1, _, q3 = statistics.quantiles(ratios, n=4)
-    return statistics.median(ratios), f'{q1:.2f}–{q3:.2f}'
-
-
-def markdown_table(rows: list[dict]) -> str:
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    fmt = lambda v: f'{v:,.2f}' if isinstance(v, float) and abs(v) < 10 else f'{v:,.0f}' if isinstance(v, float) else str(v)
-    lines = ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-    lines += ['| ' + ' | '.join(fmt(r.get(c, '')) for c in cols) + ' |' for r in rows]
-    return '\n'.join(lines)
 
 
 def main():
