@@ -30,7 +30,7 @@ speedrun.prepare_data()"`; the device run carries `bench/.cache/speedrun/{tokens
 import argparse, json, os, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
-from common import gpu_peak_flops, sync
+from common import gpu_peak_flops, sync, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / 'bench' / '.cache' / 'speedrun'
@@ -199,7 +199,7 @@ def main():
     p.add_argument('--report', help="write bench/reports/gpu_speedrun.md from this JSON (a device run's result)")
     p.add_argument('--part', help=argparse.SUPPRESS)  # internal: PART,ARG in a fresh process
     args = p.parse_args()
-    if args.report: return write_report(json.loads(Path(args.report).read_text()))
+    if args.report: return compose_report(json.loads(Path(args.report).read_text()))
     if args.part:
         part, arg = args.part.split(',', 1)
         print(json.dumps(PARTS[part](args, arg)))
@@ -223,10 +223,10 @@ def main():
         summary = {k: row[k] for k in ('bpb', 'tokens_per_s', 'mfu_pct', 'steps') if k in row}
         print(f"[{result['elapsed_s']:.0f} s] {part} {arg}: {'FAILED' if 'error' in row else summary}", flush=True)
         if 'error' in row: print(row['error'][-1500:], flush=True)
-    write_report(result, out.with_suffix('.md'))  # bench/reports/ is written from the JSON here: --report
+    compose_report(result, out.with_suffix('.md'))  # bench/reports/ is written from the JSON here: --report
 
 
-def write_report(result: dict, path: Path = REPORT):
+def compose_report(result: dict, path: Path = REPORT):
     "The markdown report of one device run."
     parts = result['parts']
     by = lambda part: [r for r in parts if r['part'] == part and 'error' not in r]
@@ -267,8 +267,7 @@ def write_report(result: dict, path: Path = REPORT):
         lines += [f"- {r['part']} {r['arg']}: failed: `{r['error'].strip().splitlines()[-1][:300]}`" for r in failed]
         lines += [f'- {s}: skipped (the device time was spent)' for s in result['skipped']]
         lines.append('')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text('\n'.join(lines) + '\n')
+    write_report(path.stem, '\n'.join(lines), folder=path.parent)
     print('\n'.join(lines))
 
 

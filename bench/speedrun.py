@@ -20,7 +20,7 @@ range) is reported. Writes `bench/reports/speedrun.md`, `bench/reports/speedrun.
 import argparse, json, math, os, subprocess, sys, time
 from pathlib import Path
 
-from common import spread, write_report as write_files
+from common import spread, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / 'shared' / 'data' / 'korean'
@@ -109,7 +109,7 @@ def used_minutes(runs: list[dict]) -> float:
     return sum(r['seconds'] for r in runs) / len(runs) / 60
 
 
-def write_report(rows: list[dict], args):
+def compose_report(rows: list[dict], args):
     import statistics
     budgets = sorted({r['minutes'] for r in rows})
     recipes = [k for k in RECIPES if any(r['recipe'] == k for r in rows)]
@@ -136,7 +136,7 @@ def write_report(rows: list[dict], args):
                          f"{statistics.mean(r['tokens'] for r in mine) / 1e6:.2f} M | "
                          f"{statistics.mean(r['last_lr'] / r['min_lr'] for r in mine):.1f} |")
         lines.append('')
-    write_files('speedrun', '\n'.join(lines), rows)
+    write_report('speedrun', '\n'.join(lines), rows)
     print('\n'.join(lines))
     plot(rows, recipes, budgets)
 
@@ -201,7 +201,7 @@ def main():
         rows.append(row)
         print(f"[{i + 1}/{len(runs)}] {recipe:14s} {minutes:g} min seed {seed}: {row['bpb']:.4f} bpb, "
               f"{row['steps']} steps, final lr {row['last_lr']:.2e}", flush=True)
-        write_report(rows, args)
+        compose_report(rows, args)
 
 
 if __name__ == '__main__':
