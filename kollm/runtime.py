@@ -109,9 +109,11 @@ def not_utf8(path, e: UnicodeDecodeError | None = None) -> UserError:
     "The error for a file that should be UTF-8 text and is not: the file, where, and what it looks like."
     path = Path(path)
     with open(path, 'rb') as f: head = f.read(65536)
-    at = f" (byte {e.start})" if e is not None else ''
-    return UserError(f"{path} is not UTF-8 text{at}; it looks like {looks_like(head)}. Convert it first, "
-                     f"e.g. iconv -f CP949 -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}")
+    at, kind = (f" (byte {e.start})" if e is not None else ''), looks_like(head)
+    source = 'UTF-16' if kind == 'UTF-16' else 'CP949' if kind.startswith('CP949') else None
+    todo = (f"convert it first, e.g. iconv -f {source} -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}" if source
+            else "pass a text file")
+    return UserError(f"{path} is not UTF-8 text{at}; it looks like {kind}: {todo}")
 
 def read_text(path) -> str:
     "A whole UTF-8 text file (a leading BOM dropped), or a `UserError` naming the file if it is not UTF-8."
