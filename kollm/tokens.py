@@ -59,7 +59,7 @@ def train_tokenizer(inputs: Iterable, # text files, one paragraph per line (e.g.
     model_path = Path(model_path)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     sample = sample_lines(iter_lines_of(inputs, progress, 'sample'), input_sentence_size, seed)
-    if not sample: raise ValueError(f"no text to train a tokenizer on in {', '.join(map(str, inputs))}")
+    if not sample: raise UserError(f"no text to train a tokenizer on in {', '.join(map(str, inputs))}")
     spm.set_random_generator_seed(seed)
     with tempfile.TemporaryDirectory(dir=model_path.parent) as tmp:
         prefix = Path(tmp) / 'sp'
@@ -70,7 +70,7 @@ def train_tokenizer(inputs: Iterable, # text files, one paragraph per line (e.g.
                 max_sentence_length=max_sentence_length, normalization_rule_name='identity',
                 num_threads=threads or os.cpu_count(), minloglevel=2, **SPECIAL_IDS)
         except RuntimeError as e:
-            raise ValueError(f"sentencepiece could not train a {vocab_size}-piece {model_type} tokenizer on "
+            raise UserError(f"sentencepiece could not train a {vocab_size}-piece {model_type} tokenizer on "
                              f"{len(sample)} lines: {e}. Change --vocab_size as it says, or train on more text."
                              ) from None
         os.replace(prefix.with_suffix('.model'), model_path)
