@@ -268,20 +268,23 @@ def test_planted_intermediate_file_is_a_bad_record(tmp_path):
     assert not marker.exists()
 
 
-def test_prepare_lists_an_unreadable_folder(w, tmp_path):
-    "Row 8: a sub-folder prepare cannot list is a problem in its report and count, not silently missing."
+def test_prepare_lists_an_unreadable_folder_and_a_binary_file(w, tmp_path):
+    "Rows 8 and 11: a sub-folder prepare cannot list, and a .txt that is binary, are problems; the run goes on."
     corpus = tmp_path / 'corpus'
     (corpus / 'locked').mkdir(parents=True)
     shutil.copy(embedded_corpus()[0], corpus / 'law.txt')
     (corpus / 'locked' / 'hidden.txt').write_text('대한민국은 민주공화국이다. ' * 20, encoding='utf-8')
+    (corpus / 'image.txt').write_bytes(bytes(range(256)) * 4)
     real = os.scandir
     def scandir(path='.'):  # root ignores permission bits: the PermissionError a user gets, simulated
         if str(path).endswith('locked'): raise PermissionError(errno.EACCES, 'Permission denied', str(path))
         return real(path)
     with mock.patch('os.scandir', scandir), redirect_stdout(io.StringIO()) as out:
         status = kollm_prepare(inputs=str(corpus), out_dir=str(tmp_path / 'out'), workers=0, quiet=True)
-    assert status == 1 and '1 file(s) had problems' in out.getvalue(), out.getvalue()
+    assert status == 2 and '2 file(s) had problems' in out.getvalue(), out.getvalue()
     assert f"problem: {corpus / 'locked'}: the folder could not be listed (Permission denied)" in out.getvalue()
+    assert f"problem: {corpus / 'image.txt'}: it looks like binary data, not text: skipped" in out.getvalue()
+    assert (tmp_path / 'out' / 'train.txt').stat().st_size > 0  # the law text went through
 
 
 def test_prepare_locks_its_work_folder(w, tmp_path):
