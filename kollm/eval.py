@@ -37,7 +37,7 @@ def scored_documents(path, # a `prepare` text file, or a folder of `tokenize_tex
     if path.is_dir():
         shards = TokenShards(path, split)
         if shards.vocab_size != tokenizer.vocab_size():
-            raise ValueError(f"{path} was tokenized with {shards.vocab_size} pieces, "
+            raise UserError(f"{path} was tokenized with {shards.vocab_size} pieces, "
                              f"the tokenizer has {tokenizer.vocab_size()}")
         for i, tokens in enumerate(shards.shards):
             starts = shards.documents(i).tolist()

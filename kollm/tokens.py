@@ -188,10 +188,10 @@ class TokenShards:
         self.dir, self.split = Path(tokens_dir), split
         meta_path = self.dir / f'{split}.json'
         if not meta_path.exists():
-            raise FileNotFoundError(f"{meta_path} is missing: tokenize the {split} split first (kollm_tokenize)")
+            raise UserError(f"{meta_path} is missing: tokenize the {split} split first (kollm_tokenize)")
         self.meta = json.loads(meta_path.read_text())
         if tokenizer is not None and (h := tokenizer_hash(tokenizer)) != self.meta['tokenizer']['sha256']:
-            raise ValueError(f"the shards in {self.dir} were made with tokenizer "
+            raise UserError(f"the shards in {self.dir} were made with tokenizer "
                              f"{self.meta['tokenizer']['sha256'][:12]}…, not with {tokenizer} ({h[:12]}…): "
                              "re-run kollm_tokenize with this tokenizer")
         self.dtype = np.dtype(self.meta['dtype']).newbyteorder('<')
@@ -199,7 +199,7 @@ class TokenShards:
         for s in self.meta['shards']:
             path = self.dir / s['tokens_file']
             if not path.exists() or path.stat().st_size != s['tokens'] * self.dtype.itemsize:
-                raise ValueError(f"{path} should hold {s['tokens']} tokens but is "
+                raise UserError(f"{path} should hold {s['tokens']} tokens but is "
                                  f"{path.stat().st_size if path.exists() else 'missing'} bytes: re-run kollm_tokenize")
             self.shards.append(np.memmap(path, dtype=self.dtype, mode='r'))
 
