@@ -148,7 +148,7 @@ def check_export_folder(out, # the folder an export would write
     if not manifest.is_file():
         raise UserError(f"{out} is not empty and holds no kollm export (no {EXPORT_MANIFEST}); nothing was changed: "
                         "choose an empty or new folder")
-    if not overwrite: raise UserError(f"{out} holds an earlier export: pass --overwrite to replace it")
+    if not overwrite: raise UserError(f"{out} holds an earlier export: pass overwrite=True (--overwrite) to replace it")
     refuse_foreign(out, json.loads(manifest.read_text(encoding='utf-8'))['files'] + [EXPORT_MANIFEST], 'kollm_export',
                    'move them out, or choose another folder')
     return out
@@ -215,7 +215,7 @@ def check_gguf_file(path, overwrite: bool = False) -> Path:
     with open(path, 'rb') as f:
         if f.read(4) != b'GGUF':
             raise UserError(f"{path} exists and is not a GGUF file; nothing was changed: choose another --gguf_path")
-    if not overwrite: raise UserError(f"{path} exists: pass --overwrite to replace it")
+    if not overwrite: raise UserError(f"{path} exists: pass overwrite=True (--overwrite) to replace it")
     return path
 
 def export_gguf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors + config.yaml)
