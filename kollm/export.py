@@ -139,9 +139,10 @@ def check_export_folder(out, # the folder an export would write
         run = ckpt.parent.parent if ckpt.parent.name == 'checkpoints' else ckpt
         target = out.resolve()
         for folder in dict.fromkeys((ckpt, run)):
-            if target == folder or folder in target.parents or target in folder.parents:
-                raise UserError(f"--out {out} overlaps {folder}, which the export reads from; nothing was changed: "
-                                "choose a folder outside the run")
+            how = 'is' if target == folder else 'lies inside' if folder in target.parents else \
+                  'holds' if target in folder.parents else None
+            if how: raise UserError(f"--out {out} {how} {folder}, which the export reads from; nothing was changed: "
+                                    "choose a folder outside the run")
     if out.exists() and not out.is_dir(): raise UserError(f"--out {out} is a file: name a folder for the export")
     if not out.exists() or not any(out.iterdir()): return out
     manifest = out / EXPORT_MANIFEST
