@@ -17,7 +17,9 @@ passes, what the line must say), run by `test_bad_input`:
 | kollm_plan | --tokens_per_second -5, --mfu 0, --mfu 2, --memory_gb 0, --seq_len 0, --effective_batch 0, --peak_tflops -1, --tokens -1, --optimizer x, --model nothing | --<flag> must be …, got … |
 | kollm_export | --out RUN, --out CKPT (with --overwrite), --out a file, --out foreign files, --overwrite of a non-GGUF --gguf_path | overlaps … which the export reads from / is a file / holds files kollm_export did not write / not a GGUF file |
 | kollm_import | --out an existing run | holds files kollm_import did not write … nothing was changed |
-| kollm_prepare | --executor_options 'x', --inputs '' | is not JSON / names no file or folder |
+| kollm_prepare | --executor_options 'x', --inputs '' / a missing path | is not JSON / names no file or folder / no such file or folder |
+| kollm_prepare | a sub-folder it cannot list; a binary .txt (exit status = files with problems, the run goes on) | problem: DIR: the folder could not be listed (Permission denied) … / it looks like binary data, not text: skipped |
+| kollm_prepare | a second prepare on a locked work folder; --out_dir holding foreign files | is in use by process N / holds notes.md: prepare replaces its output folder as a whole |
 | kollm_doctor | --device nothing | --device nothing: … |
 | kollm_lm_eval | no --tasks | needs --ckpt DIR and --tasks NAMES |
 
