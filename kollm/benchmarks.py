@@ -14,8 +14,9 @@ import yaml
 from fastcore.script import call_parse
 
 from .model import KoLLM
-from .runtime import pick_device
+from .runtime import UserError, one_line_errors, pick_device, write_atomic
 from .export import export_hf
+from .eval import check_output_file
 
 # %% ../nbs/11_benchmarks.ipynb #26f97137
 def write_choice_task(out_dir, # folder for the task's JSONL and YAML: pass it as `include_path`
@@ -49,7 +50,7 @@ def hf_model_dir(source, # a `KoLLM`, a kollm checkpoint folder, or a Hugging Fa
         path = Path(source)
         if (path / 'config.json').is_file(): return path
         if not (path / 'config.yaml').is_file():
-            raise FileNotFoundError(f"{path} is neither a kollm checkpoint (config.yaml) nor a Hugging Face "
+            raise UserError(f"{path} is neither a kollm checkpoint (config.yaml) nor a Hugging Face "
                                     "directory (config.json)")
     return export_hf(source, scratch, tokenizer)
 
@@ -107,6 +108,7 @@ def results_table(results: dict, # what `run_lm_eval` (`simple_evaluate`) return
 
 # %% ../nbs/11_benchmarks.ipynb #02f04bc1
 @call_parse
+@one_line_errors
 def kollm_lm_eval(ckpt: str = None, # checkpoint folder, or a Hugging Face directory written by kollm_export; required
                   tasks: str = None, # comma-separated lm-eval tasks or groups (kobest_copa,kobest_hellaswag); required
                   include_path: str = None, # a folder of extra task YAMLs (your own tasks)
@@ -120,16 +122,17 @@ def kollm_lm_eval(ckpt: str = None, # checkpoint folder, or a Hugging Face direc
                   json: str = None, # also write the table and lm-eval's results to this JSON file
                  ):
     "Score a kollm checkpoint on lm-evaluation-harness tasks (KoBEST, HAE-RAE, KMMLU, …) and print the table."
-    if not ckpt or not tasks: raise SystemExit("kollm_lm_eval needs --ckpt DIR and --tasks NAMES (see --help)")
+    if not ckpt or not tasks: raise UserError("kollm_lm_eval needs --ckpt DIR and --tasks NAMES (see --help)")
+    if json: check_output_file(json, '--json')  # now, not after the whole evaluation
     results = run_lm_eval(ckpt, tasks, include_path, tokenizer, num_fewshot, limit, batch_size, device, dtype,
                           seed=seed)
     table = results_table(results)
     print(table.to_string(index=False, float_format=lambda v: f'{v:.4f}'))
     if json:
         from json import dumps
-        Path(json).write_text(dumps(dict(ckpt=str(ckpt), tasks=tasks, table=table.to_dict('records'),
-                                         results=results['results'], versions=results.get('versions')),
-                                    indent=1, ensure_ascii=False, default=str), encoding='utf-8')
+        write_atomic(json, dumps(dict(ckpt=str(ckpt), tasks=tasks, table=table.to_dict('records'),
+                                      results=results['results'], versions=results.get('versions')),
+                                 indent=1, ensure_ascii=False, default=str))
 
 # %% ../nbs/11_benchmarks.ipynb #b8dab236
 # (lm-eval task or group, what it asks, what is scored, choices per item: None where items differ)

@@ -4,18 +4,19 @@
 
 # %% auto #0
 __all__ = ['DECODERS', 'MODU_PARTS', 'READERS', 'HANGUL_BLOCKS', 'NEAR_DUP_MIN_CHARS', 'NEAR_DUP_SHINGLE', 'VERIFY_MAX_CHARS',
-           'PREPARE_OUTPUTS', 'EXECUTORS', 'Document', 'Report', 'DecodedStream', 'open_binary', 'damage_of',
-           'open_source', 'read_head', 'detect_encoding', 'decode_line', 'decode_text', 'iter_lines', 'read_text',
-           'read_jsonl', 'tidy_lines', 'strip_wikitext', 'read_wikipedia', 'strip_namumark', 'read_namuwiki',
-           'read_modu', 'read_aihub', 'boilerplate_rule', 'remove_boilerplate', 'read_wet', 'detect_format',
-           'iter_files', 'normalize_text', 'mask_pii', 'hangul_share', 'repetition', 'doc_hash', 'minhash', 'lsh_bands',
-           'band_keys', 'shingle_jaccard', 'NearDuplicates', 'is_valid_split', 'clean_document', 'read_file',
-           'default_start_method', 'balance_files', 'source_name', 'ReadSources', 'CleanKorean', 'SignDocuments',
-           'WriteSigned', 'read_signed', 'merge_reports', 'DeduplicateAndSplit', 'prepare_stages', 'make_executors',
-           'run_stamp', 'work_folder', 'prepare', 'embedded_corpus', 'kollm_prepare']
+           'PREPARE_OUTPUTS', 'EXECUTORS', 'SIGNED_FORMAT', 'Document', 'Report', 'DecodedStream', 'open_binary',
+           'damage_of', 'open_source', 'read_head', 'detect_encoding', 'decode_line', 'decode_text', 'iter_lines',
+           'read_text', 'read_jsonl', 'tidy_lines', 'strip_wikitext', 'read_wikipedia', 'strip_namumark',
+           'read_namuwiki', 'read_modu', 'read_aihub', 'boilerplate_rule', 'remove_boilerplate', 'read_wet',
+           'detect_format', 'files_under', 'iter_files', 'normalize_text', 'mask_pii', 'hangul_share', 'repetition',
+           'doc_hash', 'minhash', 'lsh_bands', 'band_keys', 'shingle_jaccard', 'NearDuplicates', 'is_valid_split',
+           'clean_document', 'read_file', 'default_start_method', 'balance_files', 'source_name', 'ReadSources',
+           'CleanKorean', 'SignDocuments', 'signed_line', 'parse_signed', 'WriteSigned', 'read_signed', 'merge_reports',
+           'DeduplicateAndSplit', 'prepare_stages', 'make_executors', 'run_stamp', 'work_folder', 'unreadable_report',
+           'prepare', 'embedded_corpus', 'kollm_prepare']
 
 # %% ../nbs/05_data.ipynb #a4d232ab
-import bz2, hashlib, io, json, lzma, os, pickle, re, sys, unicodedata, zlib
+import base64, bz2, hashlib, io, json, lzma, os, re, sys, unicodedata, zlib
 from collections import Counter, defaultdict
 from contextlib import contextmanager, redirect_stderr
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import setup_default_logger
 from fastcore.script import call_parse
 
-from .runtime import atomic_path, remove_path, write_atomic
+from .runtime import FolderLock, UserError, atomic_path, one_line_errors, remove_path, write_atomic
 
 # %% ../nbs/05_data.ipynb #af2e8136
 @dataclass
@@ -291,6 +292,10 @@ def iter_lines(path, source: str, report: Report) -> Iterator[tuple[int, str]]:
     with open_source(path, source, report) as f:
         head = f.read(1 << 16)
         enc = detect_encoding(head)
+        # a tenth of the bytes text in no encoding kollm reads: an image or an archive named .txt (text drops ~0%)
+        if not enc.startswith('utf-16') and not damage_of(f) and decode_line(head)[1] > len(head) // 10:
+            report.problem(source, path, "it looks like binary data, not text: skipped")
+            return
         stream = io.BufferedReader(_Prepend(head, f))
         if enc.startswith('utf-16'):
             yield from _utf16_lines(stream, enc, f, source, report)
@@ -637,11 +642,23 @@ def detect_format(path) -> str:
     raise ValueError(f"{path}: no reader for this name (.xml, .wet, .json, .jsonl, .txt, or no suffix; "
                      f"compressed or not); prepare(formats={{path: reader}}) names one")
 
-def iter_files(paths: Iterable) -> Iterator[Path]:
+def files_under(folder: Path, # a folder to list recursively
+                unreadable: list | None = None, # collects the `OSError` of each sub-folder that cannot be listed
+               ) -> list[Path]:
+    "Every file under `folder`, sorted; a folder that cannot be listed is collected (or raised), never just missing."
+    def failed(e: OSError):
+        if unreadable is None: raise UserError(f"cannot list the folder {e.filename}: {e.strerror}") from None
+        unreadable.append(e)
+    return sorted(q for root, _, names in os.walk(folder, onerror=failed, followlinks=True)
+                  for q in (Path(root) / n for n in names) if q.is_file())
+
+def iter_files(paths: Iterable,
+               unreadable: list | None = None, # collects folders that cannot be listed (default: raise `UserError`)
+              ) -> Iterator[Path]:
     "Files under `paths` (files or folders, recursively, sorted), skipping hidden files and README/SOURCES notes."
     for p in map(Path, paths):
-        if not p.exists(): raise FileNotFoundError(f"no such file or folder: {p}")
-        files = sorted(q for q in p.rglob('*') if q.is_file()) if p.is_dir() else [p]
+        if not p.exists(): raise UserError(f"no such file or folder: {p}")
+        files = files_under(p, unreadable) if p.is_dir() else [p]
         for q in files:
             if q.name.startswith('.') or q.name.upper().startswith(('README', 'SOURCES', 'LICENSE')): continue
             yield q
@@ -973,10 +990,33 @@ class SignDocuments(PipelineStep):
             yield doc
 
 # %% ../nbs/05_data.ipynb #f141de4b
-_SIGNED_BATCH = 2048  # documents per pickle record: bounded memory on write and on read
+def signed_line(m: dict, # a signed document's metadata: source, chars, digest, signature
+                text: str) -> str:
+    "One signed document as a line of JSON: strings and numbers only, the MinHash signature as base64."
+    sig, keys = m['signature'] if m['signature'] is not None else (None, None)
+    sig = None if sig is None else base64.b64encode(sig.astype('<u4').tobytes()).decode('ascii')
+    return json.dumps(dict(source=m['source'], chars=m['chars'], text=text, digest=m['digest'].hex(), sig=sig,
+                           keys=keys), ensure_ascii=False) + '\n'
+
+def parse_signed(raw: bytes, # one line of a docs file
+                 num_perm: int | None, # the signature length the dedup expects (None: near dedup is off)
+                ) -> tuple: # (source, characters read, clean text, hash, (signature, band keys) or None)
+    "A record of `signed_line`, checked field by field: anything else raises `ValueError`."
+    r = json.loads(raw.decode('utf-8', 'surrogatepass'))
+    if not isinstance(r, dict): raise ValueError(f"a JSON {type(r).__name__}, not a record")
+    source, chars, text, digest, sig, keys = (r.get(k) for k in ('source', 'chars', 'text', 'digest', 'sig', 'keys'))
+    if not (isinstance(source, str) and type(chars) is int and isinstance(text, str) and isinstance(digest, str)):
+        raise ValueError("source, chars, text or digest missing or of another type")
+    digest = bytes.fromhex(digest)
+    if len(digest) != 16: raise ValueError(f"a hash of {len(digest)} bytes, not 16")
+    if sig is None or num_perm is None: return source, chars, text, digest, None
+    sig = np.frombuffer(base64.b64decode(sig, validate=True), dtype='<u4').astype(np.uint32)
+    if len(sig) != num_perm or not (isinstance(keys, list) and all(type(k) is int and 0 <= k < 2**64 for k in keys)):
+        raise ValueError("a signature of another length, or band keys that are not 64-bit integers")
+    return source, chars, text, digest, (sig, keys)
 
 class WriteSigned(PipelineStep):
-    "Writer: each input file's signed documents into `work_dir/docs/<file>.pkl`, renamed into place when whole."
+    "Writer: each input file's signed documents into `work_dir/docs/<file>.jsonl`, renamed into place when whole."
     name, type = 'kollm signed documents', '💽 - WRITER'
 
     def __init__(self, work_dir):
@@ -986,35 +1026,34 @@ class WriteSigned(PipelineStep):
     def run(self, data, rank: int = 0, world_size: int = 1):
         folder = Path(self.work_dir) / 'docs'
         folder.mkdir(parents=True, exist_ok=True)
-        f, index, batch = None, None, []
+        f, index = None, None
         try:
             for doc in data:
                 if doc.metadata['file'] != index:
-                    if f: self._finish(f, batch, folder / f'{index:06d}.pkl')
-                    index, batch = doc.metadata['file'], []
-                    f = open(folder / f'.{index:06d}.pkl.tmp', 'wb')
-                m = doc.metadata
-                batch.append((m['source'], m['chars'], doc.text, m['digest'], m['signature']))
-                if len(batch) == _SIGNED_BATCH:
-                    pickle.dump(batch, f, protocol=pickle.HIGHEST_PROTOCOL)
-                    batch = []
-            if f: self._finish(f, batch, folder / f'{index:06d}.pkl')
+                    if f: self._finish(f, folder / f'{index:06d}.jsonl')
+                    index = doc.metadata['file']
+                    f = open(folder / f'.{index:06d}.jsonl.tmp', 'w', encoding='utf-8', errors='surrogatepass')
+                f.write(signed_line(doc.metadata, doc.text))
+            if f: self._finish(f, folder / f'{index:06d}.jsonl')
         finally:
             if f and not f.closed: f.close()  # a failed task leaves only a .tmp file, which its re-run rewrites
 
-    def _finish(self, f, batch: list, path: Path):
-        if batch: pickle.dump(batch, f, protocol=pickle.HIGHEST_PROTOCOL)
+    def _finish(self, f, path: Path):
         f.close()
         os.replace(f.name, path)
 
-def read_signed(path) -> Iterator[tuple]:
-    "The (source, characters read, clean text, hash, signature) records `WriteSigned` wrote for one file."
+def read_signed(path, report: Report, # bad lines are counted here
+                num_perm: int | None = 128, # the signature length the dedup expects (None: near dedup is off)
+               ) -> Iterator[tuple]:
+    "The records `WriteSigned` wrote for one file; a line that is not one (damaged, planted) is a bad record."
     if not Path(path).exists(): return  # a file of which no document survived cleaning
     with open(path, 'rb') as f:
-        while True:
-            try: batch = pickle.load(f)
-            except EOFError: return
-            yield from batch
+        for i, raw in enumerate(f, 1):
+            try: record = parse_signed(raw, num_perm)
+            except (ValueError, TypeError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                report.bad_record('work files', path, f'line {i}', e)
+                continue
+            yield record
 
 # %% ../nbs/05_data.ipynb #9078bbaf
 PREPARE_OUTPUTS = ('train.txt', 'valid.txt', 'report.json')
@@ -1024,12 +1063,13 @@ def merge_reports(work_dir, n_files: int) -> Report:
     folder, report = Path(work_dir) / 'reports', Report()
     for index in range(n_files): report.merge(Report.load(folder / f'read-{index:06d}.json'))
     for path in sorted(folder.glob('clean-*.json')): report.merge(Report.load(path))
+    if (folder / 'walk.json').exists(): report.merge(Report.load(folder / 'walk.json'))  # unlistable folders
     return report
 
-def _nothing_kept(report: Report, n_files: int) -> ValueError:
+def _nothing_kept(report: Report, n_files: int) -> UserError:
     dropped = '; '.join(f'{n} × {r}' for r, n in report.dropped().items()) or 'none'
     problems = '; '.join(f'{f}: {m}' for _, f, m, _ in report.problems) or 'none'
-    return ValueError(f"no document was kept from {n_files} file(s); dropped: {dropped}; problems: {problems}")
+    return UserError(f"no document was kept from {n_files} file(s); dropped: {dropped}; problems: {problems}")
 
 class DeduplicateAndSplit(PipelineStep):
     "The one-task stage: exact and verified near dedup over all files in input order, the split, the three outputs."
@@ -1048,7 +1088,8 @@ class DeduplicateAndSplit(PipelineStep):
             splits = _Splits(tmp, self.valid_fraction, near)
             try:
                 for index in range(self.n_files):
-                    for record in read_signed(docs / f'{index:06d}.pkl'): splits.add(report, *record)
+                    for record in read_signed(docs / f'{index:06d}.jsonl', report, near and near.num_perm):
+                        splits.add(report, *record)
             finally: splits.close()
             if not splits.kept: raise _nothing_kept(report, self.n_files)
             report.save(tmp / 'report.json')
@@ -1101,11 +1142,11 @@ _WORK_STAMP = 'kollm-run.json'
 
 def _check_out_dir(out_dir: Path):
     "Refuse an output folder that holds anything but a previous run's outputs: it is replaced as a whole."
-    if out_dir.exists() and not out_dir.is_dir(): raise NotADirectoryError(f"{out_dir} is a file, not a folder")
+    if out_dir.exists() and not out_dir.is_dir(): raise UserError(f"{out_dir} is a file, not a folder (--out_dir)")
     others = sorted(p.name for p in out_dir.iterdir() if p.name not in PREPARE_OUTPUTS) if out_dir.exists() else []
     if others:
         listed = ', '.join(others[:5]) + (' …' if len(others) > 5 else '')
-        raise ValueError(f"{out_dir} holds {listed}: prepare replaces its output folder as a whole, "
+        raise UserError(f"{out_dir} holds {listed}: prepare replaces its output folder as a whole, "
                          f"so give it a folder of its own (new, empty, or a previous run's)")
 
 def run_stamp(files: list, settings: dict) -> str:
@@ -1117,12 +1158,24 @@ def work_folder(path, stamp: str) -> Path:
     "The run's work folder: kept if a killed run with the same `stamp` left it (to resume), else started afresh."
     path = Path(path)
     saved = path / _WORK_STAMP
-    if path.exists() and any(path.iterdir()) and not saved.exists():
-        raise ValueError(f"{path} holds files that are not a kollm run's: give the work folder a place of its own")
-    if saved.exists() and saved.read_text(encoding='utf-8') != stamp: remove_path(path)  # another run's: start over
+    held = [p for p in path.iterdir() if p.name != '.lock'] if path.is_dir() else []  # .lock: `FolderLock`'s
+    if held and not saved.exists():
+        raise UserError(f"{path} holds files that are not a kollm run's: give the work folder a place of its own")
+    if saved.exists() and saved.read_text(encoding='utf-8') != stamp:  # another run's: start over
+        for p in held: remove_path(p)
     path.mkdir(parents=True, exist_ok=True)
     if not saved.exists(): write_atomic(saved, stamp)
     return path
+
+SIGNED_FORMAT = 'jsonl-1'  # in the run stamp: a work folder of an older format (pickles) is started afresh
+
+def unreadable_report(errors: list[OSError]) -> Report:
+    "A report listing each input folder that could not be listed as a problem: its files are missing from the run."
+    report = Report()
+    for e in errors:
+        report.problem('unknown', e.filename, f"the folder could not be listed ({e.strerror}): its files are not in "
+                       "this run; fix its permissions and run prepare again")
+    return report
 
 def prepare(inputs: Iterable, # files or folders of any format `detect_format` knows
             out_dir='data/processed', # the folder for train.txt, valid.txt and report.json, replaced as a whole
@@ -1141,24 +1194,29 @@ def prepare(inputs: Iterable, # files or folders of any format `detect_format` k
     "Read, clean, deduplicate and split `inputs` into `out_dir`/train.txt and valid.txt with datatrove; the report."
     out_dir = Path(out_dir)
     _check_out_dir(out_dir)
-    files = list(iter_files(inputs))
+    unreadable = []  # folders that could not be listed: problems of the report, not silently missing files
+    files = list(iter_files(inputs, unreadable))
     workers = max(os.cpu_count() if workers is None else workers, 1)
     tasks = tasks or workers
     settings = dict(formats=formats, valid_fraction=valid_fraction, min_chars=min_chars, min_hangul=min_hangul,
                     max_repetition=max_repetition, near_dup_threshold=near_dup_threshold, tasks=tasks)
-    work = work_folder(logging_dir or out_dir.with_name(f'.work-{out_dir.name}'), run_stamp(files, settings))
-    stages = prepare_stages(files, out_dir, work, **{k: v for k, v in settings.items() if k != 'tasks'})
-    _, last = make_executors(stages, work, executor, tasks=tasks, workers=workers, start_method=start_method, **options)
-    try:
-        with redirect_stderr(sys.stderr if progress else io.StringIO()):
-            setup_default_logger()  # datatrove's log goes where stderr goes now
-            last.run()
-    except ValueError:  # nothing kept: a rerun would say the same, so nothing is worth resuming
-        remove_path(work)
-        raise
-    finally: setup_default_logger()  # and back to the real stderr
-    if executor == 'slurm': return None  # submitted: the outputs appear when the dedup job ends
-    report = Report.load(out_dir / 'report.json')
+    work = Path(logging_dir or out_dir.with_name(f'.work-{out_dir.name}'))
+    with FolderLock(work, 'work folder'):  # one run per work folder: two would mix their intermediate files
+        work_folder(work, run_stamp(files, dict(settings, docs=SIGNED_FORMAT)))
+        if unreadable: unreadable_report(unreadable).save(work / 'reports' / 'walk.json')
+        stages = prepare_stages(files, out_dir, work, **{k: v for k, v in settings.items() if k != 'tasks'})
+        _, last = make_executors(stages, work, executor, tasks=tasks, workers=workers, start_method=start_method,
+                                 **options)
+        try:
+            with redirect_stderr(sys.stderr if progress else io.StringIO()):
+                setup_default_logger()  # datatrove's log goes where stderr goes now
+                last.run()
+        except UserError:  # nothing kept: a rerun would say the same, so nothing is worth resuming
+            remove_path(work)
+            raise
+        finally: setup_default_logger()  # and back to the real stderr
+        if executor == 'slurm': return None  # submitted: the outputs appear when the dedup job ends
+        report = Report.load(out_dir / 'report.json')
     remove_path(work)  # done: a later run starts afresh
     return report
 
@@ -1173,6 +1231,7 @@ def embedded_corpus() -> list[Path]:
 
 # %% ../nbs/05_data.ipynb #81ce8f29
 @call_parse
+@one_line_errors
 def kollm_prepare(inputs: str, # files or folders, comma-separated, in any format `detect_format` knows
                   out_dir: str = 'data/processed', # folder for train.txt, valid.txt and report.json, replaced whole
                   valid_fraction: float = 0.005, # share of documents (by content hash) sent to valid.txt
@@ -1191,7 +1250,10 @@ def kollm_prepare(inputs: str, # files or folders, comma-separated, in any forma
                  ) -> int: # exit status: the number of files with problems (at most 100), 0 when every file was whole
     "Turn raw Korean sources into cleaned, deduplicated train/valid text with a report of every dropped document."
     import pandas as pd
-    options = json.loads(executor_options) if executor_options else {}
+    if not [p for p in inputs.split(',') if p]: raise UserError("--inputs names no file or folder")
+    try: options = json.loads(executor_options) if executor_options else {}
+    except ValueError as e: raise UserError(f"--executor_options is not JSON: {e}") from None
+    if not isinstance(options, dict): raise UserError("--executor_options must be a JSON object: '{\"qos\": \"high\"}'")
     options.update({k: v for k, v in dict(partition=partition, time=time).items() if v is not None})
     report = prepare([p for p in inputs.split(',') if p], out_dir, valid_fraction=valid_fraction, min_chars=min_chars,
                      min_hangul=min_hangul, max_repetition=max_repetition,

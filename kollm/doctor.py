@@ -20,7 +20,7 @@ from fastcore.script import call_parse
 from .model import KoLLM, KoLLMConfig, RecordOps, rng_state, set_rng_state
 from .gqa import explicit_causal_mask
 from .tokens import load_tokenizer, train_tokenizer
-from .runtime import Precision, pick_device, pick_precision
+from .runtime import Precision, UserError, one_line_errors, pick_device, pick_precision
 from .run import TrainConfig, load_state, load_weights, save_checkpoint
 from .train import make_optimizer, train_step
 from .eval import evaluate_text, generate_ids
@@ -327,12 +327,14 @@ def machine_line(device: str) -> str:
     return f"torch {torch.__version__} · {device} ({name}) · Python {platform.python_version()}"
 
 @call_parse
+@one_line_errors
 def kollm_doctor(device: str = 'auto', # accelerator to check against the CPU: auto (MPS → CUDA → CPU), mps, cuda, cpu
                  no_compile: bool = False, # skip the compiled-decoding check (it compiles for 10–30 s)
                  quiet: bool = False, # print only the table
                 ):
     "A one-minute self-check of this machine's accelerator against the CPU on the same tiny model; exit 1 on a failure."
-    device = str(pick_device(device))
+    try: device = str(pick_device(device))
+    except RuntimeError as e: raise UserError(f"--device {device}: {e}") from None  # unknown, or not on this machine
     began = time.perf_counter()
     if not quiet: print(machine_line(device))
     checks = doctor(device, compile=not no_compile, log=(lambda m: None) if quiet else print)

@@ -6,7 +6,7 @@
 __all__ = ['PRECISION_BYTES', 'OPTIMIZER_STATES', 'GiB', 'M4_MAX_36GB', 'MEASURED_BPB', 'attention_is_fused',
            'activation_bytes_per_layer', 'MemoryEstimate', 'muon_step_scratch', 'estimate_memory', 'peak_memory',
            'model_flops_per_token', 'TrainingPlan', 'plan_training', 'BatchPlan', 'suggest_batch', 'BpbCurve',
-           'fit_bpb_curve', 'forecast_bpb', 'kollm_plan']
+           'fit_bpb_curve', 'forecast_bpb', 'check_plan_flags', 'kollm_plan']
 
 # %% ../nbs/06b_plan.ipynb #bd6b87dd
 import dataclasses
@@ -16,7 +16,7 @@ import torch
 from fastcore.script import call_parse
 
 from .model import KoLLMConfig, count_parameters, loss_chunk_size
-from .runtime import DTYPES, MUON_BATCH_BYTES
+from .runtime import DTYPES, MUON_BATCH_BYTES, UserError, one_line_errors
 from .run import TrainConfig
 
 # %% ../nbs/06b_plan.ipynb #1e648fdc
@@ -289,7 +289,27 @@ def forecast_bpb(preset: str, tokens: float) -> str:
             f"each predicted from the others within {curve.loo_error:.3f}{reach})")
 
 # %% ../nbs/06b_plan.ipynb #bb0c352d
+def check_plan_flags(seq_len: int, memory_gb: float, effective_batch: int, tokens: float, tokens_per_second: float,
+                     peak_tflops: float, mfu: float, precision: str, device: str, optimizer: str):
+    "Refuse any of `kollm_plan`'s flags outside its range, naming the flag: a plan from them would mean nothing."
+    within = lambda x, lo, hi: isinstance(x, (int, float)) and lo <= x < hi  # nan and inf fail too
+    inf = float('inf')
+    rules = [('seq_len', seq_len, within(seq_len, 1, inf), 'an integer ≥ 1'),
+             ('memory_gb', memory_gb, within(memory_gb, 1e-9, inf), 'a number of GiB > 0'),
+             ('effective_batch', effective_batch, within(effective_batch, 1, inf), 'an integer ≥ 1'),
+             ('tokens', tokens, within(tokens, 0, inf), 'a number ≥ 0 (0: 20 per parameter)'),
+             ('tokens_per_second', tokens_per_second, within(tokens_per_second, 0, inf),
+              'a number ≥ 0 (0: from --peak_tflops and --mfu)'),
+             ('peak_tflops', peak_tflops, within(peak_tflops, 1e-9, inf), 'a number > 0'),
+             ('mfu', mfu, within(mfu, 1e-9, 1 + 1e-9), 'a fraction in (0, 1]'),
+             ('precision', precision, precision in DTYPES, ' or '.join(DTYPES)),
+             ('device', device, device in ('mps', 'cuda', 'cpu'), 'mps, cuda or cpu'),
+             ('optimizer', optimizer, optimizer in ('muon', 'adamw', 'sgd'), 'muon, adamw or sgd')]
+    for flag, value, ok, allowed in rules:
+        if not ok: raise UserError(f"--{flag} must be {allowed}, got {value!r}")
+
 @call_parse
+@one_line_errors
 def kollm_plan(model: str = 'medium', # preset name or model YAML
                seq_len: int = 2048, # tokens per sequence
                memory_gb: float = 27.0, # memory the run may use, GiB (36 GB M4 Max: ≈27 usable by Metal)
@@ -303,8 +323,13 @@ def kollm_plan(model: str = 'medium', # preset name or model YAML
                optimizer: str = 'muon', # muon (m4max's: one state per block matrix), adamw (two) or sgd
               ):
     "Plan a run: a step's memory, a micro-batch/accumulation/checkpointing that fits, and hours for a token budget."
-    cfg = TrainConfig(model=model).model_config()
-    fit = suggest_batch(cfg, int(memory_gb * GiB), seq_len, effective_batch * seq_len, precision, device, optimizer)
+    check_plan_flags(seq_len, memory_gb, effective_batch, tokens, tokens_per_second, peak_tflops, mfu, precision,
+                     device, optimizer)
+    try: cfg = TrainConfig(model=model).model_config()
+    except (ValueError, OSError) as e: raise UserError(f"--model {model}: {e}") from None
+    try: fit = suggest_batch(cfg, int(memory_gb * GiB), seq_len, effective_batch * seq_len, precision, device,
+                             optimizer)
+    except ValueError as e: raise UserError(str(e)) from None  # nothing fits the memory given
     plan = plan_training(cfg, seq_len, tokens=int(tokens) or None, tokens_per_second=tokens_per_second or None,
                          peak_flops=peak_tflops * 1e12, mfu=mfu)
     print(f"{model}: {plan.params / 1e6:.1f}M parameters, {plan.flops_per_token / 1e9:.2f} GFLOP per training token")

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['METRICS', 'TrainConfig', 'train_configs', 'load_train_config', 'save_checkpoint', 'list_checkpoints', 'load_weights',
            'load_state', 'load_initial_weights', 'all_rng_states', 'gather_full_state', 'load_full_state',
-           'average_checkpoints', 'load_checkpoint_model', 'check_tokenizer', 'read_metrics', 'last_val_loss',
-           'keep_metrics_until', 'plot_metrics']
+           'average_checkpoints', 'load_checkpoint_model', 'check_tokenizer', 'checkpoint_folder', 'read_metrics',
+           'last_val_loss', 'keep_metrics_until', 'plot_metrics']
 
 # %% ../nbs/05b_run.ipynb #e04439cf
 import dataclasses, json, re, shutil
@@ -248,6 +248,24 @@ def check_tokenizer(model: KoLLM, sp) -> None:
     "Refuse a tokenizer with more pieces than the model has ids: its ids would index past the embedding."
     if sp.vocab_size() > model.cfg.vocab_size:
         raise ValueError(f"the tokenizer has {sp.vocab_size()} pieces but the model only {model.cfg.vocab_size} ids")
+
+# %% ../nbs/05b_run.ipynb #32b3a61e
+from .runtime import UserError
+
+def checkpoint_folder(path, # what the user named as a checkpoint
+                      flag: str = '--ckpt', # the flag that named it, for the message
+                     ) -> Path:
+    "`path` as a checkpoint folder, or a `UserError` saying what it is (missing, a run folder) and what to pass."
+    path = Path(path)
+    if (path / 'model.safetensors').is_file(): return path
+    if not path.exists(): raise UserError(f"{flag} {path}: no such checkpoint folder (a run's checkpoints/step-N)")
+    steps = [p for p in sorted(path.glob('step-*')) + sorted(path.glob('checkpoints/step-*'))
+             if (p / 'model.safetensors').is_file()]
+    if steps:
+        names = ', '.join(p.name for p in steps[-5:])
+        raise UserError(f"{flag} {path} is not a checkpoint but holds checkpoints ({names}): "
+                        f"pass {flag} {steps[-1]} (the newest)")
+    raise UserError(f"{flag} {path} is not a kollm checkpoint (no model.safetensors): pass a run's checkpoints/step-N")
 
 # %% ../nbs/05b_run.ipynb #1dd6a0eb
 METRICS = 'metrics.jsonl'
