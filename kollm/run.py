@@ -26,7 +26,8 @@ import torch.distributed as dist
 from torch import nn
 
 from .model import KoLLM, KoLLMConfig, dataclass_from_dict, _config_from_dict, rng_state
-from .runtime import DTYPES, FolderLock, UserError, atomic_path, read_text, refuse_foreign, remove_path, write_atomic
+from .runtime import (DTYPES, FolderLock, UserError, atomic_path, read_text, refuse_foreign, remove_path,
+                           write_atomic)
 
 # %% ../nbs/05b_run.ipynb #a40c5157
 # each float field's allowed values, as an interval: '(' and ')' leave the end out, '[' and ']' take it in
@@ -102,7 +103,8 @@ class TrainConfig:
     init_from: str = '' # a checkpoint whose weights start the run (continued pretraining: new optimizer, schedule)
 
     def __post_init__(self):
-        for name, interval in FLOAT_RANGES.items(): setattr(self, name, checked_number(name, getattr(self, name), interval))
+        for name, interval in FLOAT_RANGES.items():
+            setattr(self, name, checked_number(name, getattr(self, name), interval))
         for name, least in COUNTS.items(): checked_count(name, getattr(self, name), least)
         if self.num_workers is not None: checked_count('num_workers', self.num_workers, 0)
         for name in ('grad_checkpointing', 'compile', 'tensorboard', 'fsdp'):
@@ -111,7 +113,8 @@ class TrainConfig:
         for name in ('tokens_dir', 'tokenizer', 'out_dir', 'device', 'init_from'):
             if not isinstance(getattr(self, name), str): raise ValueError(f"{name} must be a string")
         if not isinstance(self.model, (str, dict)):
-            raise ValueError(f"model must be a preset name, a YAML path or a mapping of model fields, got {self.model!r}")
+            raise ValueError(f"model must be a preset name, a YAML path or a mapping of model fields, "
+                             f"got {self.model!r}")
         if self.precision not in ('auto', *DTYPES):
             raise ValueError(f"precision must be auto, {', '.join(DTYPES)}, got {self.precision!r}")
         if self.min_lr > self.lr: raise ValueError(f"need min_lr ≤ lr, got {self.min_lr} and {self.lr}")
@@ -169,8 +172,10 @@ def _training_file(config: str) -> dict:
         raise UserError(f"{config}:{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
-        raise UserError(f"{config}: a training file is a mapping with `model:` and `training:` sections, "
-                        f"not a {type(raw).__name__} ({str(raw)[:40]!r})")
+        kinds = {int: 'a number', float: 'a number', list: 'a list', str: 'a line of text'}
+        kind = kinds.get(type(raw), 'no mapping')
+        raise UserError(f"{config}: a training file is a mapping with `model:` and `training:` sections; this one "
+                        f"holds {kind} ({str(raw)[:40]})")
     extra = set(raw) - {'model', 'training'}
     if extra:
         raise UserError(f"{config}: unknown section(s) {sorted(map(str, extra))}; a training file has `model:` and "
@@ -233,8 +238,9 @@ def save_checkpoint(out_dir, # the run folder; the checkpoint goes to out_dir/ch
         torch.save(state, tmp / 'state.pt')
         (tmp / 'config.yaml').write_text(cfg.to_yaml(), encoding='utf-8')
         write_record(tmp, step=state['step'], run=state.get('run', ''))
-    if keep:
-        for old in [c for c in list_checkpoints(out_dir) if run_of(c) == state.get('run', '')][:-keep]: discard(old)
+    if keep:  # this run's checkpoints before this one, the newest keep - 1 of them kept
+        mine = [c for c in list_checkpoints(out_dir) if c.name < final.name and run_of(c) == state.get('run', '')]
+        for old in mine[:max(len(mine) - keep + 1, 0)]: discard(old)
     return final
 
 def run_of(ckpt) -> str | None:
@@ -291,7 +297,8 @@ def _unrecorded_problem(path: Path) -> str | None:
         n = int.from_bytes(f.read(8), 'little') if size >= 8 else -1
         try: header = json.loads(f.read(n)) if 0 <= n <= size - 8 else None
         except ValueError: header = None
-    if not isinstance(header, dict): return f"{path} is cut short or damaged: its header cannot be read ({size:,} bytes)"
+    if not isinstance(header, dict):
+        return f"{path} is cut short or damaged: its header cannot be read ({size:,} bytes)"
     try: end = 8 + n + max((v['data_offsets'][1] for k, v in header.items() if k != '__metadata__'), default=0)
     except (TypeError, KeyError, IndexError): return f"{path} has a damaged header"
     return None if end == size else f"{path} is cut short or damaged ({size:,} bytes, its header says {end:,})"
@@ -315,7 +322,8 @@ def checkpoint_problem(ckpt, # a checkpoint folder
     return None
 
 def newest_intact(ckpts: list, # checkpoint folders, oldest first
-                  needs: Iterable[str] = RESUME, warn=None, # called with each damaged one's message (default: a warning)
+                  needs: Iterable[str] = RESUME, # the files the reader uses
+                  warn=None, # called with each damaged one's message (default: a `DamagedCheckpoint` warning)
                  ) -> Path | None:
     "The newest of `ckpts` whose files pass their check; each damaged one skipped is named in a warning."
     for c in reversed(ckpts):
@@ -330,7 +338,8 @@ def usable_checkpoint(ckpt, needs: Iterable[str] = WEIGHTS, warn=None) -> Path:
     "`ckpt`, or if it is damaged the newest intact one of its run before it (with a warning); else a `UserError`."
     ckpt = Path(ckpt)
     if not ckpt.is_dir(): raise UserError(f"no checkpoint folder at {ckpt}")
-    older = sorted(p for p in ckpt.parent.glob('step-*') if p.name < ckpt.name) if STEP_FOLDER.fullmatch(ckpt.name) else []
+    same_run = STEP_FOLDER.fullmatch(ckpt.name)
+    older = sorted(p for p in ckpt.parent.glob('step-*') if p.name < ckpt.name) if same_run else []
     found = newest_intact([*older, ckpt], needs, warn)
     if found is None:
         raise UserError(f"checkpoint {ckpt} is damaged ({checkpoint_problem(ckpt, needs)}) and no checkpoint of its "
@@ -492,7 +501,7 @@ def run_folder_lock(out_dir):
         with FolderLock(out_dir, 'run folder'): yield
 
 def earlier_run(out_dir, init_from: str = '') -> list[str]:
-    "What an earlier run left in `out_dir`: checkpoints (besides `init_from`, where this run starts), metrics, an average."
+    "What an earlier run left in `out_dir`: checkpoints (but `init_from`, where this run starts), metrics, an average."
     out, start = Path(out_dir), Path(init_from).resolve() if init_from else None
     found = [f'checkpoints/{p.name}' for p in sorted((out / 'checkpoints').glob('step-*')) if p.resolve() != start]
     if (out / METRICS).is_file() and (out / METRICS).stat().st_size: found.append(METRICS)

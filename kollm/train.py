@@ -415,11 +415,12 @@ class Trainer:
         self.state = dict(step=0, micro_batch=self.cfg.batch_size, nonfinite=0, nonfinite_in_a_row=0, overflow=0,
                           tokens=0, seconds=0.0, horizon=self.cfg.max_steps,
                           run=uuid.uuid4().hex[:12])  # names this run in its checkpoints' records (and for rotation)
+        self.newest = None  # the checkpoint this session resumed from or saved last: the run's result
         ckpts = list_checkpoints(self.out) if resume else []
         ckpt = newest_intact(ckpts, RESUME, None if self.main else (lambda message: None))
         if ckpts and ckpt is None:
-            raise UserError(f"no checkpoint in {self.out / 'checkpoints'} is intact (each is named in a warning above): "
-                            "copy an intact one back, or run with --restart instead of --resume to start over")
+            raise UserError(f"no checkpoint in {self.out / 'checkpoints'} is intact (each is named in a warning "
+                            "above): copy an intact one back, or run with --restart instead of --resume to start over")
         if ckpt: self.load(ckpt)
         elif resume:
             self.log(f"nothing to resume in {self.out / 'checkpoints'}: starting from "
@@ -446,6 +447,7 @@ class Trainer:
             raise UserError(f"{ckpt} was saved by {len(saved['rng'])} processes; resume it with as many")
         set_rng_state(saved['rng'][self.rank], self.precision.device)
         if self.main: keep_metrics_until(self.out, self.state['step'])
+        self.newest = ckpt
         self.log(f"resumed from {ckpt} at step {self.state['step']}")
 
     def wrap(self):
@@ -474,7 +476,8 @@ class Trainer:
         self.metrics.flush()
         if not self.board: return
         for k, v in row.items():
-            if k != 'step' and isinstance(v, (int, float)) and math.isfinite(v): self.board.add_scalar(k, v, row['step'])
+            if k != 'step' and isinstance(v, (int, float)) and math.isfinite(v):
+                self.board.add_scalar(k, v, row['step'])
 
     def evaluate(self) -> float:
         "Validation loss on the fixed batches, timed for the budget and recorded."
@@ -492,6 +495,7 @@ class Trainer:
             step=state['step'], run=state['run'], micro_batch=state['micro_batch'], counters=dict(state), rng=rng,
             optimizer=opt_state, scaler=self.scaler.state_dict() if self.scaler else None,
             loader=self.loader.state_dict()), keep=self.cfg.keep_checkpoints)
+        self.newest = self.out / 'checkpoints' / f"step-{state['step']:07d}"
         if self.world > 1: dist.barrier()  # nobody resumes, or reads the checkpoint, before it exists
 
     def fit(self, progress: bool = True) -> dict:
@@ -516,7 +520,7 @@ class Trainer:
         if self.owns_group: dist.destroy_process_group()
         val = self.val
         if val is None and self.main: val = last_val_loss(self.out)  # resumed a finished run: its final evaluation
-        return dict(state, val_loss=val, rank=self.rank, checkpoint=str(list_checkpoints(self.out)[-1]),
+        return dict(state, val_loss=val, rank=self.rank, checkpoint=str(self.newest),
                     precision=self.precision.name, device=str(self.precision.device), world_size=self.world,
                     stopped_early=state['step'] < state['horizon'])
 
@@ -621,13 +625,14 @@ def kollm_train(overrides: Param("config overrides as key=value, e.g. lr=3e-4 ma
                                  str, nargs='*') = None,
                 config: str = 'cpu_tiny', # shipped config (cpu_tiny, cpu_small, m4max, m4max_large) or a YAML path
                 resume: bool = False, # continue from the newest intact checkpoint in out_dir
-                restart: bool = False, # out_dir holds a run: move it to a sibling folder named with the time, start over
+                restart: bool = False, # out_dir holds a run: move it to a sibling folder (time-stamped), start anew
                 average: int = 0, # at the end, also write the mean of the last N checkpoints to out_dir/averaged
                 quiet: bool = False, # no progress bar
                 max_minutes: float = 0, # time budget: the schedule ends in it, config's max_steps lifted (0: none)
                 pause_after: float = 0, # stop this session after so many minutes (checkpointed; --resume goes on)
                ):
     "Train a KoLLM model on token shards: mixed precision, exact resume, OOM-adaptive accumulation, metrics.jsonl."
+    if resume and restart: raise UserError("--resume continues the run in out_dir and --restart starts over: pick one")
     if average < 0: raise UserError(f"--average is how many checkpoints to average (0: none), got {average}")
     if not (math.isfinite(pause_after) and pause_after >= 0):
         raise UserError(f"--pause_after is minutes ≥ 0 (0: no pause), got {pause_after}")

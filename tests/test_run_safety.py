@@ -7,7 +7,38 @@ Bad inputs tried → the one line `kollm_train` prints on stderr (exit status 2)
 
 | what the user does | what `kollm_train` prints |
 |---|---|
-TABLE
+| `kollm_train` again on `OUT` (a finished run), no `--resume` | `OUT holds another run (checkpoints/step-0000002 and 2 more): pass --resume to continue it, --restart to move it aside and start over, or choose a new out_dir` |
+| `--restart` on `OUT` (exit 0) | `--restart: the earlier run in OUT was moved to OUT-before-20261207-231501; starting over` |
+| `out_dir` a folder holding `thesis.tex`, `figures/` | `OUT holds files kollm_train did not write (figures, thesis.tex); nothing was changed: choose a new or empty out_dir (a typo?), or move those files out` |
+| a second `kollm_train --resume` while one runs | `the run folder OUT is in use by process 12345: wait for it to end (or stop it), or choose another folder` |
+| `--resume`, newest `model.safetensors` cut short (exit 0) | warning `checkpoint OUT/checkpoints/step-0000004 is damaged: OUT/checkpoints/step-0000004/model.safetensors has 500 bytes, its record says 27,968; using an older one`, then `resumed from OUT/checkpoints/step-0000002 at step 2` |
+| `--resume`, every `state.pt` empty | `no checkpoint in OUT/checkpoints is intact (each is named in a warning above): copy an intact one back, or run with --restart instead of --resume to start over` |
+| a full disk while a checkpoint is written | `no space left on the device writing OUT/checkpoints/step-0000002: free some space and run the command again` |
+| a Muon run resumed with `optimizer=adamw` | `OUT/checkpoints/step-0000002 was saved by an optimizer=muon run and this one asks for optimizer=adamw: resume with optimizer=muon, or start a new run (another out_dir) with init_from=OUT/checkpoints/step-0000002 to change optimizers` |
+| `--resume --average 5`, 2 checkpoints (exit 0) | `averaged the last 2 checkpoints (--average 5, but the run has 2) into OUT/averaged: step-0000002, step-0000004` |
+| `--average -1` | `--average is how many checkpoints to average (0: none), got -1` |
+| `--resume --restart` | `--resume continues the run in out_dir and --restart starts over: pick one` |
+| `--max_minutes -5` | `cpu_tiny: max_minutes must be a finite number in [0, inf), got -5` |
+| `--pause_after -1` | `--pause_after is minutes ≥ 0 (0: no pause), got -1` |
+| `--config bad.yaml` holding `42` | `bad.yaml: a training file is a mapping with `model:` and `training:` sections; this one holds a number (42)` |
+| … holding a list | `bad.yaml: a training file is a mapping with `model:` and `training:` sections; this one holds a list (['lr', 3])` |
+| … holding `hello world` | `bad.yaml: a training file is a mapping with `model:` and `training:` sections; this one holds a line of text (hello world)` |
+| … holding `training: 5` | `bad.yaml: `training:` must be a mapping of training fields, got 5` |
+| … holding `model: 5` | `bad.yaml: model must be a preset name, a YAML path or a mapping of model fields, got 5` |
+| … with an unclosed `[` | `bad.yaml: line 4: not valid YAML (expected ',' or ']', but got '<stream end>')` |
+| … with byte 0xff | `bad.yaml is not UTF-8 text (byte 21); it looks like binary data or an unknown encoding. Convert it first, e.g. iconv -f CP949 -t UTF-8 bad.yaml > bad.utf8.yaml` |
+| `--overrides warmup_steps=abc` | `cpu_tiny: warmup_steps must be an integer ≥ 0, got 'abc'` |
+| `lr=abc` / `lr=.inf` / `lr=0` | `cpu_tiny: lr must be a finite number in (0, inf), got 'abc'` / `got inf` / `got 0` |
+| `min_lr=-1e-4` / `min_lr=1` | `cpu_tiny: min_lr must be a finite number in [0, inf), got '-1e-4'` / `cpu_tiny: need min_lr ≤ lr, got 1.0 and 0.002` |
+| `max_steps=0`, `batch_size=2.5`, `keep_checkpoints=0` | `cpu_tiny: max_steps must be an integer ≥ 1, got 0` (and likewise) |
+| `beta2=1`, `eps=0`, `grad_clip=.nan` | `cpu_tiny: beta2 must be a finite number in [0, 1), got 1` (and likewise) |
+| `compile=maybe` | `cpu_tiny: compile must be true or false, got 'maybe'` |
+| `model.dropout=1` / `model.hidden_size=abc` | `cpu_tiny: dropout must be in [0, 1), got 1` / `cpu_tiny: hidden_size must be a positive integer, got 'abc'` |
+| `optimizer=sgd` | `cpu_tiny: optimizer must be adamw or muon, got 'sgd'` |
+| `model=nosuch.yaml` | `cpu_tiny: no model config at nosuch.yaml` |
+| `lr` / `lr=[1` | `override 'lr' is not key=value` / `override 'lr=[1': '[1' is not a YAML value` |
+
+Each line is printed as `kollm_train: error: <message>`; `KOLLM_DEBUG=1` shows the traceback instead.
 """
 import errno, json, os, shutil, signal, subprocess, sys, time, warnings
 from pathlib import Path
@@ -17,12 +48,13 @@ import pytest
 import torch
 
 from kollm.data import embedded_corpus
-from kollm.run import RECORD, list_checkpoints, load_checkpoint_model, read_metrics
+from kollm.run import list_checkpoints, load_checkpoint_model, read_metrics
 from kollm.tokens import tokenize_text, train_tokenizer
 from kollm.train import kollm_train
 
 TINY = ['model.hidden_size=32', 'model.num_layers=1', 'model.num_heads=2', 'model.num_kv_heads=1',
         'model.intermediate_size=64', 'model.max_seq_length=64']
+RECORD = 'record.json'  # each checkpoint's record of its files
 ENV = {**os.environ, 'TQDM_DISABLE': '1', 'OMP_NUM_THREADS': '1'}
 
 
@@ -134,7 +166,7 @@ def test_second_writer_is_refused_at_once_and_a_killed_holder_is_not(data, tmp_p
         while time.time() < deadline and holder.poll() is None and not list_checkpoints(out): time.sleep(0.1)
         assert holder.poll() is None and list_checkpoints(out), holder.stderr.read().decode()[-2000:]
         t = time.perf_counter()
-        code, _, err = train_cli(capsys, *overrides(data, out, 'max_steps=100000'), resume=True)
+        code, _, err = train_cli(capsys, *overrides(data, out, 'max_steps=2'), resume=True)
         assert code == 2 and f'in use by process {holder.pid}' in one_line(err), err
         assert time.perf_counter() - t < 30  # refused at once, not after loading data or waiting
     finally:
@@ -162,6 +194,15 @@ def test_damaged_newest_checkpoint_falls_back(data, run, capsys, damage):
     assert code == 0, err
     assert any(str(bad) in str(w.message) for w in caught), [str(w.message) for w in caught]
     assert f"resumed from {run / 'checkpoints' / 'step-0000002'} at step 2" in out, out
+
+
+def test_rotation_keeps_the_checkpoint_just_saved_below_a_damaged_newer_one(data, run, capsys):
+    with open(run / 'checkpoints' / 'step-0000004' / 'model.safetensors', 'r+b') as f: f.truncate(500)
+    with pytest.warns(UserWarning, match='step-0000004'):
+        code, out, err = train_cli(capsys, *overrides(data, run, 'max_steps=3', 'save_steps=3', 'keep_checkpoints=1'),
+                                   resume=True)
+    assert code == 0 and f"checkpoint {run / 'checkpoints' / 'step-0000003'}" in out, err + out
+    assert [p.name for p in list_checkpoints(run)] == ['step-0000003', 'step-0000004']  # 4 left as it was found
 
 
 def test_checkpoints_from_before_records_still_load_and_their_damage_is_found(data, run, capsys):
@@ -227,11 +268,11 @@ def test_full_disk_during_a_checkpoint_is_one_line(data, tmp_path, capsys):
 
 # rows 13 and 15: configs, overrides and flags
 BAD_FILES = {
-    'a YAML file holding 42': (b'42\n', 'is a mapping with `model:` and `training:` sections, not a int'),
-    'a YAML list': (b'- lr\n- 3\n', 'not a list'),
+    'a YAML file holding 42': (b'42\n', 'is a mapping with `model:` and `training:` sections; this one holds a number'),
+    'a YAML list': (b'- lr\n- 3\n', 'this one holds a list'),
     '`training: 5`': (b'training: 5\n', '`training:` must be a mapping of training fields, got 5'),
-    '`hello world`': (b'hello world\n', "not a str ('hello world')"),
-    'a YAML syntax error on line 3': (b'training:\n  lr: 1e-3\n  max_steps: [2\n', 'line 4: not valid YAML'),
+    '`hello world`': (b'hello world\n', 'this one holds a line of text (hello world)'),
+    'an unclosed bracket (a YAML syntax error)': (b'training:\n  lr: 1e-3\n  max_steps: [2\n', 'line 4: not valid YAML'),
     'byte 0xff in the file': (b'training:\n  lr: 1e-3 \xff\n', 'is not UTF-8 text (byte 21)'),
 }
 BAD_OVERRIDES = {
