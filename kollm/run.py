@@ -519,6 +519,10 @@ def move_aside(out_dir, names: list[str]) -> Path:
         shutil.move(out / name, aside / name)
     return aside
 
+def _inside(path, folder) -> bool:
+    try: return bool(path) and Path(path).resolve().is_relative_to(Path(folder).resolve())
+    except OSError: return False
+
 def _inputs_inside(out: Path, cfg: TrainConfig) -> list[str]:
     "Top-level entries of `out` that hold the run's inputs (its tokenizer, shards, starting checkpoint)."
     inside = []
@@ -534,8 +538,10 @@ def claim_run_folder(cfg: TrainConfig, resume: bool = False, # continue the run 
     "Make `cfg.out_dir` this run's: refuse foreign files and another run, lock it, clear a killed writer's leftovers."
     out = Path(cfg.out_dir)
     if resume and restart: raise UserError("--resume continues the run in out_dir and --restart starts over: pick one")
-    held = _held_here(out)  # a caller holding the lock already (the demo) answers for the rest of its folder
-    if not held and not earlier_run(out, cfg.init_from):  # a new run: anything else there is likely a typo'd out_dir
+    held = _held_here(out)
+    # a workspace (the run's shards made inside it, as the demo does) or a caller holding its lock answers for the rest
+    workspace = held or _inside(cfg.tokens_dir, out)
+    if not workspace and not earlier_run(out, cfg.init_from):  # a new run: anything else there is likely a typo
         refuse_foreign(out, [*RUN_FILES, '.DS_Store', *_inputs_inside(out, cfg)], 'kollm_train',
                        "choose a new or empty out_dir (a typo?), or move those files out")
     lock = None if held else FolderLock(out, 'run folder').__enter__()

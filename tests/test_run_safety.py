@@ -142,6 +142,17 @@ def test_foreign_files_are_untouched(data, tmp_path, capsys):
     assert snapshot(mine) == before and sorted(p.name for p in mine.iterdir()) == ['config.yaml', 'figures', 'thesis.tex']
 
 
+def test_a_workspace_holding_the_runs_shards_is_used_and_its_other_files_kept(data, tmp_path, capsys):
+    ws = tmp_path / 'workspace'  # as the demo lays it out: text, tokenizer and shards beside the run
+    shutil.copytree(data / 'tokens', ws / 'tokens')
+    shutil.copy(data / 'tok.model', ws / 'tokenizer.model')
+    (ws / 'notes.md').write_text('말뭉치 메모', encoding='utf-8')
+    before = snapshot(ws)
+    code, _, err = train_cli(capsys, *overrides(data, ws, f"tokens_dir={ws / 'tokens'}", f"tokenizer={ws / 'tokenizer.model'}"))
+    assert code == 0, err
+    assert {k: v for k, v in snapshot(ws).items() if k in before} == before and list_checkpoints(ws)
+
+
 def test_rotation_removes_only_this_runs_checkpoints(data, run, capsys):
     other = run / 'checkpoints' / 'step-0000001'  # another run's checkpoint, older than all of this run's
     shutil.copytree(run / 'checkpoints' / 'step-0000002', other)
