@@ -31,7 +31,7 @@ from .runtime import (DTYPES, FolderLock, UserError, atomic_path, read_text, ref
 
 # %% ../nbs/05b_run.ipynb #a40c5157
 # each float field's allowed values, as an interval: '(' and ')' leave the end out, '[' and ']' take it in
-FLOAT_RANGES = dict(lr='(0, inf)', min_lr='[0, inf)', weight_decay='[0, inf)', beta1='[0, 1)', beta2='[0, 1)',
+FLOAT_RANGES = dict(lr='[0, inf)', min_lr='[0, inf)', weight_decay='[0, inf)', beta1='[0, 1)', beta2='[0, 1)',
                     eps='(0, inf)', muon_lr='[0, inf)', muon_momentum='[0, 1)', cooldown='(0, 1]',
                     max_minutes='[0, inf)', grad_clip='[0, inf)', mps_memory_fraction='[0, 2]')
 COUNTS = dict(seq_len=1, batch_size=1, grad_accum=1, max_steps=1, save_steps=1, keep_checkpoints=1, eval_steps=1,
@@ -117,6 +117,8 @@ class TrainConfig:
                              f"got {self.model!r}")
         if self.precision not in ('auto', *DTYPES):
             raise ValueError(f"precision must be auto, {', '.join(DTYPES)}, got {self.precision!r}")
+        if self.optimizer == 'muon' and not self.lr:  # lr=0 (no update: a frozen run, chapter 08) is AdamW's only
+            raise ValueError("optimizer=muon needs lr > 0 (Muon's own rate is set relative to it), got 0")
         if self.min_lr > self.lr: raise ValueError(f"need min_lr ≤ lr, got {self.min_lr} and {self.lr}")
         for name, allowed in (('optimizer', ('adamw', 'muon')), ('schedule', ('cosine', 'wsd')),
                               ('cooldown_shape', ('linear', 'sqrt'))):

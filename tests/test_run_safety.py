@@ -28,7 +28,8 @@ Bad inputs tried → the one line `kollm_train` prints on stderr (exit status 2)
 | … with an unclosed `[` | `bad.yaml: line 4: not valid YAML (expected ',' or ']', but got '<stream end>')` |
 | … with byte 0xff | `bad.yaml is not UTF-8 text (byte 21); it looks like binary data or an unknown encoding. Convert it first, e.g. iconv -f CP949 -t UTF-8 bad.yaml > bad.utf8.yaml` |
 | `--overrides warmup_steps=abc` | `cpu_tiny: warmup_steps must be an integer ≥ 0, got 'abc'` |
-| `lr=abc` / `lr=.inf` / `lr=0` | `cpu_tiny: lr must be a finite number in (0, inf), got 'abc'` / `got inf` / `got 0` |
+| `lr=abc` / `lr=.inf` / `lr=-1` | `cpu_tiny: lr must be a finite number in [0, inf), got 'abc'` / `got inf` / `got -1` |
+| `lr=0` with cpu_tiny's Muon (AdamW takes lr=0: a frozen run) | `cpu_tiny: optimizer=muon needs lr > 0 (Muon's own rate is set relative to it), got 0` |
 | `min_lr=-1e-4` / `min_lr=1` | `cpu_tiny: min_lr must be a finite number in [0, inf), got '-1e-4'` / `cpu_tiny: need min_lr ≤ lr, got 1.0 and 0.002` |
 | `max_steps=0`, `batch_size=2.5`, `keep_checkpoints=0` | `cpu_tiny: max_steps must be an integer ≥ 1, got 0` (and likewise) |
 | `beta2=1`, `eps=0`, `grad_clip=.nan` | `cpu_tiny: beta2 must be a finite number in [0, 1), got 1` (and likewise) |
@@ -187,6 +188,19 @@ def test_second_writer_is_refused_at_once_and_a_killed_holder_is_not(data, tmp_p
     assert code == 0 and 'resumed from' in out_text, err  # the killed holder's lock went with it
 
 
+def test_under_torchrun_a_refusal_stops_every_rank(data, run, tmp_path):
+    "Rank 0 alone checks and locks the folder; the other rank learns its verdict instead of waiting for it forever."
+    exe = Path(sys.executable).with_name('kollm_train')
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                           str(exe if exe.exists() else shutil.which('kollm_train')), '--config', 'cpu_tiny', '--quiet',
+                           '--overrides', *overrides(data, run, 'max_steps=6')],
+                          capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode != 0 and 'holds another run' in done.stderr, done.stderr[-3000:]
+    assert f'rank 0 could not use the run folder {run}' in done.stderr, done.stderr[-3000:]
+    assert not (run / 'checkpoints' / 'step-0000006').exists() and time.perf_counter() - t < 200
+
+
 # row 7: damaged checkpoints
 @pytest.mark.parametrize('damage', ['cut weights', 'empty state'])
 def test_damaged_newest_checkpoint_falls_back(data, run, capsys, damage):
@@ -288,9 +302,10 @@ BAD_FILES = {
 }
 BAD_OVERRIDES = {
     'warmup_steps=abc': 'warmup_steps must be an integer ≥ 0, got \'abc\'',
-    'lr=abc': "lr must be a finite number in (0, inf), got 'abc'",
-    'lr=.inf': 'lr must be a finite number in (0, inf), got inf',
-    'lr=0': 'lr must be a finite number in (0, inf), got 0',
+    'lr=abc': "lr must be a finite number in [0, inf), got 'abc'",
+    'lr=.inf': 'lr must be a finite number in [0, inf), got inf',
+    'lr=-1': 'lr must be a finite number in [0, inf), got -1',
+    'lr=0': 'optimizer=muon needs lr > 0',
     'min_lr=-1e-4': "min_lr must be a finite number in [0, inf), got '-1e-4'",
     'max_steps=0': 'max_steps must be an integer ≥ 1, got 0',
     'batch_size=2.5': 'batch_size must be an integer ≥ 1, got 2.5',
