@@ -8,7 +8,7 @@ __all__ = ['BUDGET_MAX_STEPS', 'orthogonalize', 'BatchedMuon', 'MuonWithAdamW', 
            'init_distributed', 'Trainer', 'train', 'budget_overrides', 'kollm_train']
 
 # %% ../nbs/06_train_mps.ipynb #aa1c4dbb
-import dataclasses, json, math, os, time, warnings
+import dataclasses, json, math, os, time, uuid, warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from itertools import islice
@@ -21,10 +21,12 @@ from torch import nn, Tensor
 
 from .model import KoLLM, KoLLMConfig, count_parameters, set_rng_state
 from .tokens import TokenLoader, TokenShards, TokenWindows
-from .runtime import MUON_BATCH_BYTES, Precision, is_oom, memory_in_use, pick_device, pick_precision, to_device
+from .runtime import (MUON_BATCH_BYTES, Precision, UserError, is_oom, memory_in_use, one_line_errors, pick_device,
+                           pick_precision, to_device, write_atomic)
 from .run import (METRICS, TrainConfig, all_rng_states, average_checkpoints, gather_full_state, keep_metrics_until,
                        last_val_loss, list_checkpoints, load_full_state, load_initial_weights, load_state,
-                       load_train_config, load_weights, save_checkpoint)
+                       load_train_config, load_weights, save_checkpoint, RESUME, claim_run_folder,
+                       intact_checkpoints, metrics_line, newest_intact, run_folder_lock)
 
 # %% ../nbs/06_train_mps.ipynb #5f940faf
 def orthogonalize(X: Tensor, # a matrix (rows, cols) or a stack of them (n, rows, cols)
@@ -326,7 +328,7 @@ def fit_vocabulary(cfg: TrainConfig, tokenizer_vocab: int, # ids of the tokenize
         log(f"model {cfg.model}: {tokenizer_vocab:,} token ids, the tokenizer's (the preset has {model.vocab_size:,})")
         return dataclasses.replace(cfg, model=asdict(dataclasses.replace(model, vocab_size=tokenizer_vocab)))
     if tokenizer_vocab > model.vocab_size:  # the user chose this vocabulary: say so rather than guess
-        raise ValueError(f"the tokenizer has {tokenizer_vocab} ids but the model only {model.vocab_size}: set "
+        raise UserError(f"the tokenizer has {tokenizer_vocab} ids but the model only {model.vocab_size}: set "
                          f"model.vocab_size={tokenizer_vocab}, or name a preset (its vocabulary follows the tokenizer)")
     return cfg
 
@@ -343,23 +345,44 @@ def init_distributed(device: str = 'auto') -> tuple[int, int, bool]:
 class Trainer:
     "One training run: built from its config, restored from its newest checkpoint, then stepped to its end by `fit`."
     def __init__(self, cfg: TrainConfig, resume: bool = False, log=print, before_micro_batch=None,
-                 pause_after: float | None = None, clock=time.perf_counter):
+                 pause_after: float | None = None, clock=time.perf_counter, restart: bool = False):
         self.clock, self.began, self.log = clock, clock(), log
         self.before_micro_batch, self.pause_after = before_micro_batch, pause_after
         self.out = Path(cfg.out_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.rank, self.world, self.owns_group = init_distributed(cfg.device)  # owns it: ends it in `fit`
         self.main = self.rank == 0  # only the first process logs, evaluates and writes
         device = cfg.device
         if self.world > 1 and pick_device(device).type == 'cuda': device = f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
         self.precision = pick_precision(device, cfg.precision, cfg.mps_memory_fraction)
-        torch.manual_seed(cfg.seed)
-        self.cfg = self.build(cfg, resume)
-        self.restore(resume)
-        self.wrap()
-        self.open_logs()
-        self.budget = TimeBudget(self.cfg, self.state, pause_after, self.world, self.precision.device, clock,
-                                 self.began)
+        self.claim(cfg, resume, restart)  # rank 0 holds the folder's lock until `fit` ends
+        try:
+            torch.manual_seed(cfg.seed)
+            self.cfg = self.build(cfg, resume)
+            self.restore(resume)
+            self.wrap()
+            self.open_logs()
+            self.budget = TimeBudget(self.cfg, self.state, pause_after, self.world, self.precision.device, clock,
+                                     self.began)
+        except BaseException:
+            self.release()
+            raise
+
+    def claim(self, cfg: TrainConfig, resume: bool, restart: bool):
+        "Rank 0 makes the run folder this run's and locks it; the other ranks learn its verdict and touch nothing."
+        self.lock, refused = None, None
+        if self.main:
+            try: self.lock = claim_run_folder(cfg, resume, restart, self.log)
+            except Exception as e: refused = e
+        if self.world > 1:  # one broadcast, so that no rank waits forever for a rank 0 that stopped
+            verdict = torch.tensor([int(refused is not None)], device=self.precision.device)
+            dist.broadcast(verdict, 0)
+            if verdict.item() and not self.main: raise UserError(f"rank 0 could not use the run folder {cfg.out_dir}")
+        if refused: raise refused
+
+    def release(self):
+        "Let go of the run folder's lock (rank 0), at the end of `fit` or when the run fails to start."
+        if self.lock: self.lock.__exit__(None, None, None)
+        self.lock = None
 
     def build(self, cfg: TrainConfig, resume: bool) -> TrainConfig:
         "Data, model, optimizer, scaler and loaders; returns the config with the model's vocabulary fitted."
@@ -368,7 +391,7 @@ class Trainer:
         cfg = fit_vocabulary(cfg, train_tokens.vocab_size, self.log if self.main else (lambda m: None))
         self.mcfg = cfg.model_config()
         if cfg.seq_len > self.mcfg.max_seq_length:
-            raise ValueError(f"seq_len {cfg.seq_len} exceeds the model's max_seq_length {self.mcfg.max_seq_length}")
+            raise UserError(f"seq_len {cfg.seq_len} exceeds the model's max_seq_length {self.mcfg.max_seq_length}")
         self.model = model = KoLLM(self.mcfg).to(self.precision.device)
         if cfg.init_from and not (resume and list_checkpoints(self.out)): load_initial_weights(model, cfg.init_from)
         model.gradient_checkpointing = cfg.grad_checkpointing
@@ -390,16 +413,29 @@ class Trainer:
     def restore(self, resume: bool):
         "Fresh counters, then everything the newest checkpoint holds if `resume` finds one."
         self.state = dict(step=0, micro_batch=self.cfg.batch_size, nonfinite=0, nonfinite_in_a_row=0, overflow=0,
-                          tokens=0, seconds=0.0, horizon=self.cfg.max_steps)
+                          tokens=0, seconds=0.0, horizon=self.cfg.max_steps,
+                          run=uuid.uuid4().hex[:12])  # names this run in its checkpoints' records (and for rotation)
+        self.newest = None  # the checkpoint this session resumed from or saved last: the run's result
         ckpts = list_checkpoints(self.out) if resume else []
-        if ckpts: self.load(ckpts[-1])
-        elif resume: self.log(f"nothing to resume in {self.out / 'checkpoints'}: starting from "
-                              + (f"the weights of {self.cfg.init_from}" if self.cfg.init_from else "scratch"))
+        ckpt = newest_intact(ckpts, RESUME, None if self.main else (lambda message: None))
+        if ckpts and ckpt is None:
+            raise UserError(f"no checkpoint in {self.out / 'checkpoints'} is intact (each is named in a warning "
+                            "above): copy an intact one back, or run with --restart instead of --resume to start over")
+        if ckpt: self.load(ckpt)
+        elif resume:
+            self.log(f"nothing to resume in {self.out / 'checkpoints'}: starting from "
+                     + (f"the weights of {self.cfg.init_from}" if self.cfg.init_from else "scratch"))
+            if self.main: keep_metrics_until(self.out, -1)  # a session that died before its first checkpoint
         elif self.world > 1: torch.manual_seed(self.cfg.seed + self.rank)  # same weights everywhere, own dropout
 
     def load(self, ckpt: Path):
         "Weights, optimizer moments, scaler, loader position, counters and this rank's RNG from a checkpoint."
         saved = load_state(ckpt)
+        kind = 'muon' if set(saved['optimizer']) == {'muon', 'adamw'} else 'adamw'
+        if kind != self.cfg.optimizer:
+            raise UserError(f"{ckpt} was saved by an optimizer={kind} run and this one asks for optimizer="
+                            f"{self.cfg.optimizer}: resume with optimizer={kind}, or start a new run (another out_dir) "
+                            f"with init_from={ckpt} to change optimizers")
         if self.sharded: load_full_state(self.model, self.optimizer, ckpt, saved, self.mcfg)
         else:
             load_weights(self.model, ckpt)
@@ -408,9 +444,10 @@ class Trainer:
         self.loader.load_state_dict(saved['loader'])
         self.state.update(saved['counters'])
         if len(saved['rng']) != self.world:
-            raise ValueError(f"{ckpt} was saved by {len(saved['rng'])} processes; resume it with as many")
+            raise UserError(f"{ckpt} was saved by {len(saved['rng'])} processes; resume it with as many")
         set_rng_state(saved['rng'][self.rank], self.precision.device)
         if self.main: keep_metrics_until(self.out, self.state['step'])
+        self.newest = ckpt
         self.log(f"resumed from {ckpt} at step {self.state['step']}")
 
     def wrap(self):
@@ -426,8 +463,8 @@ class Trainer:
         "The run's `config.yaml`, its metrics file and, if asked, TensorBoard (rank 0 only)."
         self.metrics = self.board = None
         if not self.main: return
-        (self.out / 'config.yaml').write_text(self.cfg.to_yaml(), encoding='utf-8')
-        self.metrics = open(self.out / METRICS, 'a')
+        write_atomic(self.out / 'config.yaml', self.cfg.to_yaml())
+        self.metrics = open(self.out / METRICS, 'a', encoding='utf-8')
         if self.cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
             self.board = SummaryWriter(self.out / 'tensorboard')
@@ -435,11 +472,12 @@ class Trainer:
     def record(self, **row):
         "One line of metrics (and its scalars in TensorBoard)."
         if not self.main: return
-        self.metrics.write(json.dumps(row) + '\n')
+        self.metrics.write(metrics_line(row))  # strict JSON: a NaN loss is written null
         self.metrics.flush()
         if not self.board: return
         for k, v in row.items():
-            if k != 'step' and isinstance(v, (int, float)): self.board.add_scalar(k, v, row['step'])
+            if k != 'step' and isinstance(v, (int, float)) and math.isfinite(v):
+                self.board.add_scalar(k, v, row['step'])
 
     def evaluate(self) -> float:
         "Validation loss on the fixed batches, timed for the budget and recorded."
@@ -454,9 +492,10 @@ class Trainer:
         weights, opt_state = (gather_full_state(self.model, self.optimizer, self.mcfg) if self.sharded
                               else (self.model, self.optimizer.state_dict()))
         if self.main: save_checkpoint(self.out, weights, self.cfg, dict(
-            step=state['step'], micro_batch=state['micro_batch'], counters=dict(state), rng=rng,
+            step=state['step'], run=state['run'], micro_batch=state['micro_batch'], counters=dict(state), rng=rng,
             optimizer=opt_state, scaler=self.scaler.state_dict() if self.scaler else None,
             loader=self.loader.state_dict()), keep=self.cfg.keep_checkpoints)
+        self.newest = self.out / 'checkpoints' / f"step-{state['step']:07d}"
         if self.world > 1: dist.barrier()  # nobody resumes, or reads the checkpoint, before it exists
 
     def fit(self, progress: bool = True) -> dict:
@@ -477,10 +516,11 @@ class Trainer:
             self.bar.close()
             if self.metrics: self.metrics.close()
             if self.board: self.board.close()
+            self.release()
         if self.owns_group: dist.destroy_process_group()
         val = self.val
         if val is None and self.main: val = last_val_loss(self.out)  # resumed a finished run: its final evaluation
-        return dict(state, val_loss=val, rank=self.rank, checkpoint=str(list_checkpoints(self.out)[-1]),
+        return dict(state, val_loss=val, rank=self.rank, checkpoint=str(self.newest),
                     precision=self.precision.name, device=str(self.precision.device), world_size=self.world,
                     stopped_early=state['step'] < state['horizon'])
 
@@ -562,14 +602,15 @@ class Trainer:
         self.bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f'{lr:.2e}', tok_s=f"{row['tokens_per_s']:,.0f}",
                              mem=f"{row['memory_gb']:.1f}GB", refresh=False)
 
-def train(cfg: TrainConfig, resume: bool = False, # continue from the newest complete checkpoint in cfg.out_dir
+def train(cfg: TrainConfig, resume: bool = False, # continue from the newest intact checkpoint in cfg.out_dir
+          restart: bool = False, # cfg.out_dir holds a run: move it to a sibling folder, then start over
           progress: bool = True, log=print,
           before_micro_batch=None, # called with each micro-batch's size before its forward (tests inject OOMs here)
           pause_after: float | None = None, # stop this session after so many seconds (checkpointed); resume goes on
           clock=time.perf_counter, # seconds as a float (tests pass a fake clock to make a time budget deterministic)
          ) -> dict:
     "Train (or resume) the run `cfg` describes; return its final state and figures."
-    return Trainer(cfg, resume, log, before_micro_batch, pause_after, clock).fit(progress)
+    return Trainer(cfg, resume, log, before_micro_batch, pause_after, clock, restart).fit(progress)
 
 # %% ../nbs/06_train_mps.ipynb #20618ddc
 def budget_overrides(overrides: list[str], max_minutes: float) -> list[str]:
@@ -579,26 +620,35 @@ def budget_overrides(overrides: list[str], max_minutes: float) -> list[str]:
     return [*overrides, f'max_minutes={max_minutes}', *([] if given else [f'max_steps={BUDGET_MAX_STEPS}'])]
 
 @call_parse
+@one_line_errors
 def kollm_train(overrides: Param("config overrides as key=value, e.g. lr=3e-4 max_steps=1000 model.num_layers=12",
                                  str, nargs='*') = None,
                 config: str = 'cpu_tiny', # shipped config (cpu_tiny, cpu_small, m4max, m4max_large) or a YAML path
-                resume: bool = False, # continue from the newest complete checkpoint in out_dir
+                resume: bool = False, # continue from the newest intact checkpoint in out_dir
+                restart: bool = False, # out_dir holds a run: move it to a sibling folder (time-stamped), start anew
                 average: int = 0, # at the end, also write the mean of the last N checkpoints to out_dir/averaged
                 quiet: bool = False, # no progress bar
                 max_minutes: float = 0, # time budget: the schedule ends in it, config's max_steps lifted (0: none)
                 pause_after: float = 0, # stop this session after so many minutes (checkpointed; --resume goes on)
                ):
     "Train a KoLLM model on token shards: mixed precision, exact resume, OOM-adaptive accumulation, metrics.jsonl."
+    if resume and restart: raise UserError("--resume continues the run in out_dir and --restart starts over: pick one")
+    if average < 0: raise UserError(f"--average is how many checkpoints to average (0: none), got {average}")
+    if not (math.isfinite(pause_after) and pause_after >= 0):
+        raise UserError(f"--pause_after is minutes ≥ 0 (0: no pause), got {pause_after}")
     cfg = load_train_config(config, budget_overrides(overrides or [], max_minutes))
     m = cfg.model_config()
     print(f"{config}: {count_parameters(m) / 1e6:.2f}M parameters, {cfg.tokens_per_step:,} tokens/step, "
           + (f"a budget of {cfg.max_minutes:g} minutes" if cfg.max_minutes else f"{cfg.max_steps:,} steps")
           + f", {cfg.optimizer} + {cfg.schedule} → {cfg.out_dir}")
-    result = train(cfg, resume=resume, progress=not quiet, pause_after=pause_after * 60 or None)
+    result = train(cfg, resume=resume, restart=restart, progress=not quiet, pause_after=pause_after * 60 or None)
     if result['rank'] != 0: return  # under torchrun, rank 0 reports (and averages) for every process
     val = result['val_loss']
     score = 'no validation loss' if val is None else f"validation loss {val:.4f} (perplexity {math.exp(val):.2f})"
     print(f"step {result['step']}: {score}, {result['nonfinite']} skipped updates; checkpoint {result['checkpoint']}")
     if average:
-        out = average_checkpoints(list_checkpoints(cfg.out_dir)[-average:], Path(cfg.out_dir) / 'averaged')
-        print(f"averaged the last {average} checkpoints into {out}")
+        with run_folder_lock(cfg.out_dir):
+            ckpts = intact_checkpoints(cfg.out_dir)[-average:]
+            out = average_checkpoints(ckpts, Path(cfg.out_dir) / 'averaged')
+        fewer = f" (--average {average}, but the run has {len(ckpts)})" if len(ckpts) < average else ''
+        print(f"averaged the last {len(ckpts)} checkpoints{fewer} into {out}: {', '.join(c.name for c in ckpts)}")
