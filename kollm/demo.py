@@ -57,13 +57,13 @@ def demo_config(out, # the demo's folder: tokens and tokenizer are read from it,
                ) -> TrainConfig:
     "The demo's run: `cpu_tiny`'s recipe with short windows, no compile, and a checkpoint at each evaluation."
     out, every = Path(out), max(1, steps // evals)
-    cfg = load_train_config('cpu_tiny', [f'model={preset}', f'model.vocab_size={vocab_size}', f'model.dropout={dropout}',
-                                         f'model.max_seq_length={DEMO_SEQ_LEN}'])
+    cfg = load_train_config('cpu_tiny', [f'model={preset}', f'model.vocab_size={vocab_size}',
+                                         f'model.dropout={dropout}', f'model.max_seq_length={DEMO_SEQ_LEN}'])
     return replace(cfg, tokens_dir=str(out / 'tokens'), tokenizer=str(out / 'tokenizer.model'),
                    out_dir=str(out / 'run'), seq_len=DEMO_SEQ_LEN, batch_size=16, grad_accum=1, max_steps=steps,
                    lr=2e-3, min_lr=2e-4, warmup_steps=min(50, max(5, steps // 10)), save_steps=every, eval_steps=every,
                    keep_checkpoints=3, eval_batches=8, log_steps=max(1, every // 2), seed=seed,
-                   device=device, compile=False)  # cpu_tiny's recipe (Muon, WSD) without compile: a short run does not repay it
+                   device=device, compile=False)  # cpu_tiny's recipe (Muon, WSD) without compile: too short to repay it
 
 # %% ../nbs/09_demo.ipynb #ae8989f6
 def _key(*parts) -> str:
@@ -309,8 +309,8 @@ DEMO_OUTPUTS = ('data', 'tokenizer.model', 'tokenizer.vocab', 'tokens', 'run', '
 def _refuse_to_destroy(out: Path, files: list[Path]):
     "A `UserError` if `out` holds anything a demo did not record writing, or the corpus lies inside it."
     inside = [f for f in files if f.resolve().is_relative_to(out.resolve())]
-    if inside: raise UserError(f"the corpus file {inside[0]} is inside the demo's folder {out}, which the demo rewrites: "
-                               "move the corpus elsewhere or choose another --out")
+    if inside: raise UserError(f"the corpus file {inside[0]} is inside the demo's folder {out}, which the demo "
+                               "rewrites: move the corpus elsewhere or choose another --out")
     refuse_foreign(out, Manifest(out).written(), 'kollm_demo', 'choose an empty or new --out folder')
 
 def run_demo(corpus=None, # files or folders (path, comma-separated string or list); None: konlpy's Korean law text
@@ -339,8 +339,8 @@ def run_demo(corpus=None, # files or folders (path, comma-separated string or li
         m = Manifest(out, fresh)
         valid_fraction = valid_fraction or auto_valid_fraction(files)
         key, prep, tokenizer, tokens = _data_steps(m, files, valid_fraction, vocab_size, seed, progress, log)
-        cfg = demo_config(out, vocab_size, preset, steps or demo_steps(tokens['train_tokens'], epochs, 16 * DEMO_SEQ_LEN),
-                          seed=seed, device=device)
+        steps = steps or demo_steps(tokens['train_tokens'], epochs, 16 * DEMO_SEQ_LEN)
+        cfg = demo_config(out, vocab_size, preset, steps, seed=seed, device=device)
         key, run = _train_step(m, cfg, key, minutes, deadline, progress, log)
         key, evaluation, samples = _measure_steps(m, cfg, key, run, device, prompts, max_new_tokens, seed, progress,
                                                   log)
@@ -405,4 +405,4 @@ def kollm_demo(corpus: str = None, # files or folders, comma-separated (default:
     summary = run_demo(corpus, out, minutes, epochs, steps, vocab_size, preset, seed, device, fresh, progress=not quiet)
     with pd.option_context('display.max_colwidth', 250, 'display.width', 300):
         print(summary_table(summary).to_string(header=False))
-    print(f"wrote {out}/summary.json, eval.json, samples.json, loss.png, tokenizer.model and run/ (checkpoints, metrics)")
+    print(f"wrote {out}/summary.json, eval.json, samples.json, loss.png, tokenizer.model and run/ (the training run)")

@@ -105,8 +105,8 @@ def stale_cells(saved_path, # the committed .ipynb
 
 
 def _plain(o):
-    "An execnb output (AttrDict) as plain JSON for the .ipynb."
-    if isinstance(o, dict): return {k: _plain(v) for k, v in o.items()}
+    "An execnb output (AttrDict) as plain JSON for the .ipynb, keys sorted as Jupyter writes them."
+    if isinstance(o, dict): return {k: _plain(o[k]) for k in sorted(o)}
     if isinstance(o, (list, tuple)): return [_plain(v) for v in o]
     return o
 
