@@ -87,3 +87,9 @@ def test_masking():
     assert ro.words('loss 4.25, 1,024 tokens at 1.2e-05 in /tmp/tmpab12/x.json') == \
         ro.words('loss 3.9, 2,048 tokens at 3e-4 in /tmp/tmpzz99/x.json')
     assert ro.words('loss 4.25') != ro.words('perplexity 4.25')
+
+def test_markdown_outputs_are_compared_by_their_text():
+    table = lambda header: [dict(output_type='execute_result', metadata={}, execution_count=None,
+                                 data={'text/markdown': [header], 'text/plain': ['<IPython.core.display.Markdown object>']})]
+    assert ro.signature(table('| hours for 26B tokens |')) == ro.signature(table('| hours for 27B tokens |'))
+    assert ro.signature(table('| hours for 26B tokens |')) != ro.signature(table('| hours for 22 hours |'))

@@ -62,7 +62,8 @@ def execute(nb_path, # a notebook
 def _text(out: dict) -> str:
     if out.get('output_type') == 'stream': return ''.join(out.get('text', ''))
     if out.get('output_type') == 'error': return out.get('ename', '')
-    return ''.join((out.get('data') or {}).get('text/plain', ''))
+    data = out.get('data') or {}
+    return ''.join(data.get('text/markdown') or data.get('text/plain', ''))  # a Markdown table's plain text is its repr
 
 
 def kind(out: dict) -> str:
@@ -86,6 +87,16 @@ def signature(outputs, volatile: bool = False) -> list:
     return [(kind(o),) if volatile or kind(o) == 'figure' else (kind(o), words(_text(o))) for o in outs]
 
 
+def _difference(now: list, then: list) -> str:
+    "Where two signatures first differ, in a few words."
+    if len(now) != len(then):
+        return f"outputs {[o[0] for o in now]} where {[o[0] for o in then]} are saved"
+    a, b = next((a, b) for a, b in zip(now, then) if a != b)
+    if a[0] != b[0] or len(a) == 1: return f"a {a[0]} where a {b[0]} is saved"
+    i = next((i for i, (x, y) in enumerate(zip(a[1], b[1])) if x != y), min(len(a[1]), len(b[1])))
+    return f"prints {' '.join(a[1][max(i - 3, 0):i + 5])!r} where {' '.join(b[1][max(i - 3, 0):i + 5])!r} is saved"
+
+
 def stale_cells(saved_path, # the committed .ipynb
                 executed, # the notebook `execute` returned
                 ran: set, # ids of the cells it executed
@@ -99,8 +110,7 @@ def stale_cells(saved_path, # the committed .ipynb
         volatile = bool(VOLATILE.search(cell.source))
         now, then = signature(cell.get('outputs'), volatile), signature(saved[cid].get('outputs'), volatile)
         if now != then:
-            first = next((f'{a} / {b}' for a, b in zip(now, then) if a != b), f'{len(now)} outputs / {len(then)} saved')
-            problems.append(f"cell {cid} ({cell.source.splitlines()[0][:50]!r}): now {str(first)[:300]}")
+            problems.append(f"cell {cid} ({cell.source.splitlines()[0][:50]!r}): {_difference(now, then)}")
     return problems
 
 
