@@ -14,7 +14,8 @@ from nbdev.config import get_config
 
 CFG = get_config()
 NOTEBOOKS = sorted(p for p in Path(CFG.nbs_path).glob('*.ipynb') if not p.name.startswith('_'))
-_spec = importlib.util.spec_from_file_location('refresh_outputs', Path(CFG.config_path) / 'tools' / 'refresh_outputs.py')
+_TOOL = Path(CFG.config_path) / 'tools' / 'refresh_outputs.py'
+_spec = importlib.util.spec_from_file_location('refresh_outputs', _TOOL)
 refresh_outputs = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(refresh_outputs)
 

@@ -17,7 +17,8 @@ _spec.loader.exec_module(ro)
 CELLS = {
     'aaaa0001': "print('validation loss', 4.25)",
     'aaaa0002': "import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n"
-                "from IPython.display import display\nfig, ax = plt.subplots()\nax.plot([1, 2])\ndisplay(fig)\nplt.close(fig)",
+                "from IPython.display import display\nfig, ax = plt.subplots()\nax.plot([1, 2])\n"
+                "display(fig)\nplt.close(fig)",
     'aaaa0003': "# volatile: a timing\nprint('took', 0.5, 'seconds on this machine')",
     'aaaa0004': "#| notest\nprint('never run by the tests')",
     'aaaa0005': "x = 1",
@@ -89,7 +90,8 @@ def test_masking():
     assert ro.words('loss 4.25') != ro.words('perplexity 4.25')
 
 def test_markdown_outputs_are_compared_by_their_text():
+    plain = ['<IPython.core.display.Markdown object>']
     table = lambda header: [dict(output_type='execute_result', metadata={}, execution_count=None,
-                                 data={'text/markdown': [header], 'text/plain': ['<IPython.core.display.Markdown object>']})]
+                                 data={'text/markdown': [header], 'text/plain': plain})]
     assert ro.signature(table('| hours for 26B tokens |')) == ro.signature(table('| hours for 27B tokens |'))
     assert ro.signature(table('| hours for 26B tokens |')) != ro.signature(table('| hours for 22 hours |'))
