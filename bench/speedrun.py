@@ -5,17 +5,19 @@ for the same wall-clock budget, in its own process (the same threads, nothing sh
 scored on one fixed validation text (the `valid.txt` split, every token scored once by `evaluate_text`): bits per
 byte do not depend on the tokenizer, so a 32k and an 8k vocabulary are compared on the same bytes.
 
-Recipes: `today` is the README path before issue 15 (cpu_tiny, the 32k tokenizer `kollm_tokenizer` makes by
-default, AdamW, a cosine over 2,000 steps, stopped by the clock mid-schedule); `candidate` is every ingredient at
-once (8k vocabulary, Muon, WSD fitted to the budget, lr 2e-3, compile); `default` is what cpu_tiny ships now; the
-others change one ingredient of `today` at a time. Runs go in rounds (every recipe once per seed, the order
-rotating), so slow and fast windows of this shared machine fall on every recipe alike; the spread over seeds (median and
-range) is reported. Writes `bench/reports/speedrun.md`, `bench/reports/speedrun.json` and
+Recipes are named for what they train: `old cpu_tiny` is cpu_tiny as it shipped before issue 15 (the 32k tokenizer
+`kollm_tokenizer` makes by default, AdamW at 1e-3 after 100 warmup steps, a cosine over 2,000 steps stopped by the
+clock mid-schedule: not the plan's recipe, which is AdamW at 2e-4 after 4,000 warmup steps); `candidate` is every
+ingredient at once (8k vocabulary, Muon, WSD fitted to the budget, lr 2e-3, compile); `cpu_tiny` is what the
+cpu_tiny config ships now; the others change one ingredient of `old cpu_tiny` at a time (reports written before
+the renaming call these `today` and `default`). Runs go in rounds (every recipe once per seed, the order
+rotating), so slow and fast windows of this shared machine fall on every recipe alike; the spread over seeds
+(median and range) is reported. Writes `bench/reports/speedrun.md`, `bench/reports/speedrun.json` and
 `bench/figures/speedrun.png`.
 
     python bench/speedrun.py                             # 5-minute budgets: every recipe, 2 seeds (≈ 75 min)
-    python bench/speedrun.py --budgets 1,2,5 --recipes today,default
-    python bench/speedrun.py --budgets 30 --recipes today,default --seeds 1
+    python bench/speedrun.py --budgets 1,2,5 --recipes 'old cpu_tiny,cpu_tiny'
+    python bench/speedrun.py --budgets 30 --recipes 'old cpu_tiny,cpu_tiny' --seeds 1
 """
 import argparse, json, math, os, subprocess, sys, time
 from pathlib import Path
@@ -27,9 +29,9 @@ CORPUS = ROOT.parent / 'shared' / 'data' / 'korean'
 CACHE = ROOT / 'bench' / '.cache' / 'speedrun'  # prepared text, tokenizers and shards (git-ignored)
 REPORT, FIGURE = ROOT / 'bench' / 'reports' / 'speedrun.md', ROOT / 'bench' / 'figures' / 'speedrun.png'
 
-# one ingredient at a time on top of `today`; `default` is whatever kollm ships in cpu_tiny now
+# one ingredient at a time on top of `old cpu_tiny`; `cpu_tiny` is whatever kollm ships in cpu_tiny now
 RECIPES = {
-    'today': dict(vocab=32000, config='today', overrides=[], clock='pause'),
+    'old cpu_tiny': dict(vocab=32000, config='today', overrides=[], clock='pause'),
     'fitted cosine': dict(vocab=32000, config='today', overrides=[], clock='budget'),
     'wsd': dict(vocab=32000, config='today', overrides=['schedule=wsd'], clock='budget'),
     'muon': dict(vocab=32000, config='today', overrides=['optimizer=muon'], clock='pause'),
@@ -37,8 +39,10 @@ RECIPES = {
     'compile': dict(vocab=32000, config='today', overrides=['compile=true'], clock='pause'),
     'candidate': dict(vocab=8000, config='today', clock='budget', overrides=[
         'schedule=wsd', 'optimizer=muon', 'lr=2e-3', 'min_lr=2e-4', 'warmup_steps=50', 'compile=true']),
-    'default': dict(vocab=8000, config='cpu_tiny', overrides=[], clock='budget'),
+    'cpu_tiny': dict(vocab=8000, config='cpu_tiny', overrides=[], clock='budget'),
 }
+RENAMED = {'today': 'old cpu_tiny', 'default': 'cpu_tiny'}  # the names in reports written before
+
 # leave one ingredient out of `candidate`: what each is worth in the company of the others
 _CANDIDATE = RECIPES['candidate']['overrides']
 for name, drop, vocab in (('candidate -compile', 'compile=true', 8000), ('candidate -muon', 'optimizer=muon', 8000),
@@ -118,17 +122,17 @@ def compose_report(rows: list[dict], args):
              f"`{' '.join(sys.argv[1:])}`; `--keep` adds to earlier rows) on {os.cpu_count()} cores, "
              f"torch threads {rows[0]['threads']}. tiny model (4 layers × 256), the shared Korean corpus; "
              f"bpb on `valid.txt` ({args.valid_bytes / 1e6:.2f} MB, 7 genres), every token scored once. "
-             "Median and range (min–max) over seeds; the ratio column pairs each run with `today`'s run of the same "
-             "seed and budget (lower is better). A run may end before its budget: `today` at the end of its 2,000-step "
+             "Median and range (min–max) over seeds; the ratio column pairs each run with `old cpu_tiny`'s run of the same "
+             "seed and budget (lower is better). A run may end before its budget: `old cpu_tiny` at the end of its 2,000-step "
              "cosine, and runs made before `budget_overrides` at cpu_tiny's 2,000 steps; 'CPU minutes used' says when.",
              '']
     for minutes in budgets:
-        lines += [f'## {minutes:g} minutes', '', '| recipe | bpb | vs today (paired) | CPU minutes used | steps | tokens '
+        lines += [f'## {minutes:g} minutes', '', '| recipe | bpb | vs old cpu_tiny (paired) | CPU minutes used | steps | tokens '
                   '| final lr / min_lr |', '|---|---|---|---|---|---|---|']
         for k in recipes:
             mine = [r for r in rows if r['recipe'] == k and r['minutes'] == minutes]
             if not mine: continue
-            today = {r['seed']: r['bpb'] for r in rows if r['recipe'] == 'today' and r['minutes'] == minutes}
+            today = {r['seed']: r['bpb'] for r in rows if r['recipe'] == 'old cpu_tiny' and r['minutes'] == minutes}
             ratios = [r['bpb'] / today[r['seed']] for r in mine if r['seed'] in today]
             lines.append(f"| {k} | {spread([r['bpb'] for r in mine])} | "
                          f"{spread(ratios) if ratios else '–'} | {used_minutes(mine):.1f} | "
@@ -151,7 +155,7 @@ def plot(rows, recipes, budgets):
         groups = [[r for r in rows if r['recipe'] == k and r['minutes'] == m] for m in budgets]
         pts = [(used_minutes(g), [r['bpb'] for r in g]) for g in groups if g]  # at the minutes the runs took
         ms, means = [m for m, _ in pts], [sum(b) / len(b) for _, b in pts]
-        line, = ax.plot(ms, means, 'o-' if len(ms) > 1 else 'o', label=k, lw=2.5 if k in ('today', 'default') else 1)
+        line, = ax.plot(ms, means, 'o-' if len(ms) > 1 else 'o', label=k, lw=2.5 if k in ('old cpu_tiny', 'cpu_tiny') else 1)
         for m, b in pts: ax.vlines(m, min(b), max(b), color=line.get_color(), alpha=0.5)
     ax.set_xscale('log')
     ax.set_xticks(budgets, [f'{m:g}' for m in budgets])
@@ -184,6 +188,7 @@ def main():
     unknown = set(recipes) - set(RECIPES)
     if unknown: p.error(f'unknown recipes {sorted(unknown)}; known: {", ".join(RECIPES)}')
     rows = json.loads(REPORT.with_suffix('.json').read_text()) if args.keep and REPORT.with_suffix('.json').exists() else []
+    for r in rows: r['recipe'] = RENAMED.get(r['recipe'], r['recipe'])
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     runs = [(float(m), s, k) for m in args.budgets.split(',') for s in seeds for k in recipes]
     for i, (minutes, seed, _) in enumerate(runs):

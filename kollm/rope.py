@@ -53,7 +53,7 @@ def apply_rope(x: Tensor, # queries or keys, (batch, heads, seq, head_dim)
     return x * cos.to(x.dtype) + rotate_half(x) * sin.to(x.dtype)
 
 # %% ../nbs/00_rope.ipynb #f84dd5de
-MIN_TORCH = '2.6'  # SDPA's enable_gqa (2.5), torch.get_autocast_dtype (2.4), public fsdp.fully_shard (2.6)
+MIN_TORCH = '2.9'  # torch.optim.Muon (2.9), fsdp.fully_shard (2.6), SDPA's enable_gqa (2.5), get_autocast_dtype (2.4)
 
 def check_torch_version(version: str | None = None, # a PyTorch version (default: the installed one)
                        ) -> str: # the version, when it is new enough
@@ -61,8 +61,8 @@ def check_torch_version(version: str | None = None, # a PyTorch version (default
     from torch.torch_version import TorchVersion
     version = version or torch.__version__
     if TorchVersion(version) < MIN_TORCH:
-        raise RuntimeError(f"kollm needs torch>={MIN_TORCH}, found {version}: it lacks SDPA's enable_gqa (2.5), "
-                           f"torch.get_autocast_dtype (2.4) or torch.distributed.fsdp.fully_shard (2.6). "
-                           f"pip install 'torch>={MIN_TORCH}'")
+        raise RuntimeError(f"kollm needs torch>={MIN_TORCH}, found {version}: it lacks torch.optim.Muon (2.9), which "
+                           f"the shipped recipes and the demo train with, and may lack fsdp.fully_shard (2.6) or "
+                           f"SDPA's enable_gqa (2.5). pip install 'torch>={MIN_TORCH}'")
     return version
 

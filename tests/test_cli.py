@@ -91,11 +91,19 @@ def run(tmp_path_factory, background) -> dict:
 
 # ---------------------------------------------------------------- the pipeline, step by step
 def test_prepare(run):
+    "The report's counts are the files' own: documents kept = documents written, read = kept + dropped, per source."
+    from collections import Counter
+    from kollm.tokens import iter_documents
     d = run['dir'] / 'data'
-    assert all((d / f).stat().st_size > 0 for f in ('train.txt', 'valid.txt', 'report.json'))
     report = json.loads((d / 'report.json').read_text(encoding='utf-8'))
-    assert report, report
-    assert (d / 'valid.txt').stat().st_size < (d / 'train.txt').stat().st_size
+    total = Counter()
+    for counts in report['sources'].values(): total.update(counts)
+    written = {s: sum(1 for _ in iter_documents(d / f'{s}.txt')) for s in ('train', 'valid')}
+    assert (total['train_docs'], total['valid_docs']) == (written['train'], written['valid']), (total, written)
+    assert total['kept_docs'] == written['train'] + written['valid'] > 0, total
+    assert total['read_docs'] == total['kept_docs'] + sum(n for k, n in total.items() if k.startswith('drop:')), total
+    assert (report['files_with_problems'], report['problems']) == (0, []), report
+    assert 0.1 < written['valid'] / (written['train'] + written['valid']) < 0.3, written  # --valid_fraction 0.2
 
 def test_tokenizer(run):
     import sentencepiece as spm
@@ -124,13 +132,27 @@ def test_train_resume_of_a_finished_run(run):
     assert done.returncode == 0, done.stderr
     assert 'step 4' in done.stdout, done.stdout
 
-def test_train_time_budget(run):
+FAKE_CLOCK = """import sys, itertools
+import kollm.train as kt
+ticks = itertools.count()
+real_train = kt.train
+def train(cfg, *args, **kwargs):  # every reading of the clock is 10 ms later: the budget buys the same steps anywhere
+    return real_train(cfg, *args, clock=lambda: next(ticks) * 0.01, **kwargs)
+kt.train = train
+sys.exit(kt.kollm_train())
+"""
+
+def test_train_time_budget(run, tmp_path):
     "`--max_minutes`: the schedule is fitted to the budget, so the run ends annealed and evaluated, not cut off."
     d = run['dir'] / 'run-budget'
     args = [a for a in train_args(run['dir'], f'out_dir={d}', 'schedule=wsd', 'save_steps=100000',
                                   'eval_steps=100000') if a != 'max_steps=4']  # cpu_tiny's own 2,000 steps stand
-    minutes = 0.08  # ≈ 5 s: still hundreds of steps of the tiny model
-    done = cli('kollm_train', *args, '--max_minutes', minutes)
+    minutes = 0.05  # 3 s of a fake clock that ticks 10 ms a reading, whatever the machine's speed
+    runner = tmp_path / 'kollm_train_fake_clock.py'  # a script file: call_parse reads sys.argv only from a module
+    runner.write_text(FAKE_CLOCK, encoding='utf-8')
+    done = subprocess.run([sys.executable, str(runner), *map(str, args), '--max_minutes', str(minutes)],
+                          capture_output=True, text=True, env=ENV, timeout=300)
+    assert done.returncode == 0, done.stderr
     assert f'the time budget of {minutes} min is spent' in done.stdout, done.stdout
     saved = load_train_config(str(d / 'config.yaml'))
     assert (saved.max_minutes, saved.max_steps) == (minutes, 10**9), saved  # the budget lifted the config's step limit
@@ -138,6 +160,7 @@ def test_train_time_budget(run):
     steps, evals = [r for r in rows if 'lr' in r], [r for r in rows if 'val_loss' in r]
     last = steps[-1]
     assert 10 < last['step'] == last['horizon'] < 10**9, last
+    assert 2.5 < last['seconds'] <= 60 * minutes, last  # the fake seconds: used, not overrun
     tiny = load_train_config('cpu_tiny')
     assert last['lr'] < tiny.min_lr + 0.25 * (tiny.lr - tiny.min_lr), steps[-5:]  # well into the cooldown
     assert evals[-1]['step'] == last['step'], evals  # and evaluated at its end

@@ -1,5 +1,5 @@
 """The repository is consistent with its source of truth: the notebooks."""
-import importlib.util, shutil, subprocess, sys
+import importlib.util, re, shutil, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,3 +54,15 @@ def test_torch_floor_is_the_one_checked():
     ini.read(ROOT / 'settings.ini')
     floors = [r for r in ini['DEFAULT']['requirements'].split() if r.startswith('torch')]
     assert floors == [f'torch>={MIN_TORCH}'], (floors, MIN_TORCH)
+
+SHARED = re.compile(r'\.\./shared\b|\bshared/data\b')  # the project's corpus beside the repository (`../shared/data`)
+
+def test_nothing_reads_the_projects_corpus():
+    "No chapter, test or fixture refers to `../shared`: they run on the embedded corpus, as a user's clone does."
+    files = [*ROOT.glob('nbs/*.ipynb'), *(ROOT / 'nbs' / 'fixtures').rglob('*.py'), *ROOT.glob('tests/*.py'),
+             *ROOT.glob('kollm/*.py')]
+    assert len(files) > 20, files
+    mentions = [f'{p.relative_to(ROOT)}:{i}' for p in files if p.name != Path(__file__).name
+                for i, line in enumerate(p.read_text(encoding='utf-8').splitlines(), 1) if SHARED.search(line)]
+    assert not mentions, f"only bench/ may read the project's corpus beside the repository: {mentions}"
+    assert SHARED.search((ROOT / 'bench' / 'README.md').read_text(encoding='utf-8')), 'bench/README says what it reads'
