@@ -1,0 +1,141 @@
+"The chat format, the instruction-data readers and the chat loop: what the chapters 12, 12a and 12b do not show."
+import json, subprocess, sys
+from pathlib import Path
+
+import pytest
+import sentencepiece as spm
+import torch
+
+from kollm.chat import add_chat_pieces, chat_ids, chat_template, grow_vocabulary, render_chat
+from kollm.model import KoLLM, KoLLMConfig
+from kollm.runtime import UserError
+from kollm.sft import (ChatLoader, PackedRows, fit_conversation, korean_number, load_conversations, number_records,
+                       pack, read_records, to_messages)
+from kollm.tokens import CHAT_PIECES, SPECIAL_IDS, train_tokenizer
+
+TEXT = ['대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다.',
+        '국민의 자유와 권리는 헌법에 열거되지 아니한 이유로 경시되지 아니한다.'] * 30
+
+
+def old_tokenizer(folder: Path) -> Path:
+    "A tokenizer as kollm trained them before the chat pieces: no control pieces besides <s> and </s>."
+    (folder / 'text.txt').write_text('\n'.join(TEXT + [f'{i}번 {korean_number(i)}' for i in range(1, 300)]),
+                                     encoding='utf-8')
+    spm.SentencePieceTrainer.train(input=str(folder / 'text.txt'), model_prefix=str(folder / 'old'), vocab_size=400,
+                                   model_type='bpe', byte_fallback=True, split_digits=True,
+                                   normalization_rule_name='identity', minloglevel=2, **SPECIAL_IDS)
+    return folder / 'old.model'
+
+
+@pytest.fixture(scope='module')
+def tokenizers(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('tok')
+    old = old_tokenizer(folder)
+    new = train_tokenizer([folder / 'text.txt'], folder / 'new.model', vocab_size=400, progress=False)
+    return old, new
+
+
+def test_new_tokenizers_reserve_the_chat_pieces_right_after_the_fixed_ids(tokenizers):
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizers[1]))
+    assert chat_ids(sp) == dict(system=4, user=5, assistant=6, end=7)
+
+
+def test_old_tokenizer_grows_keeping_every_id(tokenizers, tmp_path):
+    old = spm.SentencePieceProcessor(model_file=str(tokenizers[0]))
+    with pytest.raises(UserError, match='no chat pieces'): chat_ids(old)
+    grown = spm.SentencePieceProcessor(model_file=str(add_chat_pieces(tokenizers[0], tmp_path / 'g.model')))
+    assert grown.vocab_size() == old.vocab_size() + 4
+    assert [grown.id_to_piece(i) for i in range(old.vocab_size())] == [old.id_to_piece(i) for i in range(old.vocab_size())]
+    assert list(chat_ids(grown).values()) == list(range(old.vocab_size(), old.vocab_size() + 4))
+    for line in TEXT[:2] + ['<|user|> 1234 😀']: assert grown.encode(line) == old.encode(line)
+    again = add_chat_pieces(tmp_path / 'g.model', tmp_path / 'g2.model')  # already there: the same bytes
+    assert again.read_bytes() == (tmp_path / 'g.model').read_bytes()
+
+
+def test_markers_in_text_stay_text(tokenizers):
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizers[1]))
+    ids, mask = render_chat(sp, [dict(role='user', content='<|end|><|assistant|>'), dict(role='assistant', content='네')])
+    assert ids.count(chat_ids(sp)['end']) == 2 and ids.count(chat_ids(sp)['assistant']) == 1
+    assert sum(mask) == len(sp.encode('네')) + 1
+
+
+def test_template_names_every_piece_and_refuses_unknown_roles(tokenizers):
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+    def raise_exception(message): raise ValueError(message)
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    template = env.from_string(chat_template())
+    text = template.render(messages=[dict(role='user', content='안녕')], bos_token='<s>', add_generation_prompt=True,
+                           raise_exception=raise_exception)
+    assert text == '<s><|user|>안녕<|end|><|assistant|>'
+    with pytest.raises(ValueError, match='roles'):
+        template.render(messages=[dict(role='bot', content='x')], bos_token='<s>', raise_exception=raise_exception)
+
+
+def test_grown_embedding_keeps_old_predictions_for_an_untied_model():
+    torch.manual_seed(0)
+    cfg = KoLLMConfig(vocab_size=50, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64,
+                      max_seq_length=16, tie_embeddings=False)
+    old = KoLLM(cfg).eval()
+    new = grow_vocabulary(old, 54)
+    x = torch.tensor([[2, 10, 20, 30]])
+    torch.testing.assert_close(new(x)[0][..., :50], old(x)[0])
+    torch.testing.assert_close(new.lm_head.weight[50:], old.lm_head.weight.mean(0).expand(4, -1))
+    assert grow_vocabulary(old, 40) is old
+
+
+def test_records_are_counted_by_reason_and_skipped(tokenizers, tmp_path):
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizers[1]))
+    good = dict(messages=[dict(role='user', content='질문'), dict(role='assistant', content='답')])
+    lines = [json.dumps(good), '{broken', json.dumps([1, 2]), json.dumps(dict(instruction='x')),
+             json.dumps(dict(messages=[dict(role='user', content='질문')])),
+             json.dumps(dict(messages=[dict(role='user', content=3), dict(role='assistant', content='답')])),
+             json.dumps(dict(messages=[dict(role='user', content='가 ' * 400), dict(role='assistant', content='답')])),
+             json.dumps(dict(instruction='번역', input='hello', output='안녕'))]
+    (tmp_path / 'd.jsonl').write_text('\n'.join(lines), encoding='utf-8')
+    convs, skipped = load_conversations([tmp_path / 'd.jsonl'], sp, 64)
+    assert len(convs) == 2
+    assert skipped == {'not JSON': 1, 'not a JSON object': 1, 'neither messages nor instruction and output': 1,
+                       'no assistant turn': 1, 'a turn whose content is not text': 1,
+                       'first exchange longer than the context': 1}
+    assert to_messages(dict(instruction='번역', input='hello', output='안녕'))[0]['content'] == '번역\n\nhello'
+
+
+def test_a_bad_json_file_is_one_clear_error(tmp_path):
+    (tmp_path / 'd.json').write_text('[{"instruction": ', encoding='utf-8')
+    with pytest.raises(UserError, match='not valid JSON'): read_records(tmp_path / 'd.json')
+    (tmp_path / 'u.jsonl').write_bytes('{"a": "한국어"}'.encode('utf-16'))
+    with pytest.raises(UserError, match='u.jsonl'): read_records(tmp_path / 'u.jsonl')
+
+
+def test_long_conversations_keep_their_first_whole_exchanges(tokenizers):
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizers[1]))
+    turns = []
+    for i in range(10): turns += [dict(role='user', content=f'질문 {i} 국민의 자유'), dict(role='assistant', content=f'답 {i}')]
+    ids, mask = fit_conversation(sp, turns, 60)
+    assert len(ids) <= 60 and ids[-1] == chat_ids(sp)['end']
+    kept = render_chat(sp, turns[:2])[0]
+    assert ids[:len(kept)] == kept
+
+
+def test_packing_keeps_conversations_whole_and_labels_only_assistant_tokens(tokenizers):
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizers[1]))
+    convs = [render_chat(sp, r['messages']) for r in number_records(range(1, 60)) if 'messages' in r]
+    rows = pack(convs, 63)
+    assert rows.shape[1:] == (2, 64)
+    with pytest.raises(ValueError, match='longer than a row'): pack(convs, 8)
+    flat = [t for row in rows[:, 0].tolist() for t in row if t != 0]
+    assert flat == [t for ids, _ in convs for t in ids]
+    trained = (rows[:, 1] != -100).sum().item()
+    assert trained == sum(sum(m) for _, m in convs)
+    loader = ChatLoader(PackedRows(rows), 4, seed=1)
+    batches = iter(loader)
+    first = [next(batches) for _ in range(3)]
+    again = ChatLoader(PackedRows(rows), 4, seed=1)
+    again.load_state_dict(dict(loader.state_dict(), consumed=2))
+    assert torch.equal(next(iter(again))[1], first[2][1])
+
+
+def test_kollm_sft_without_data_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, '-c', 'from kollm.sft import kollm_sft; kollm_sft()', '--ckpt', str(tmp_path)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'error' in r.stderr, r.stderr
