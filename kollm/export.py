@@ -17,6 +17,7 @@ from fastcore.script import call_parse
 
 from .model import SAMPLING, KoLLM, hf_name, to_hf, from_hf
 from .tokens import SPECIAL_IDS, load_tokenizer
+from .chat import add_chat_to_hf, chat_template, has_chat_pieces
 from .runtime import DTYPES, atomic_path
 from .run import TrainConfig, check_tokenizer, load_checkpoint_model, load_train_config
 
@@ -111,13 +112,15 @@ def export_hf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors + c
         hf = to_hf(model, **ids).to(torch_dtype)
         hf.generation_config = GenerationConfig(**ids, **generation_defaults())
         hf.save_pretrained(tmp)
-        tok = hf_tokenizer(load_tokenizer(tokenizer))
+        sp = load_tokenizer(tokenizer)
+        tok = add_chat_to_hf(hf_tokenizer(sp)) if has_chat_pieces(sp) else hf_tokenizer(sp)  # chapter 12
         tok.save_pretrained(tmp)
         shutil.copyfile(tokenizer, tmp / 'tokenizer.model')  # the original, for SentencePiece users and kollm_import
         config = json.loads((tmp / 'tokenizer_config.json').read_text(encoding='utf-8'))
         # the generic class, not transformers 5's name for it ('TokenizersBackend'), which older versions lack;
         # add_bos_token documents what the post-processor does
         config.update(tokenizer_class='PreTrainedTokenizerFast', add_bos_token=True, add_eos_token=False)
+        if tok.chat_template: config['chat_template'] = tok.chat_template  # also where older readers look
         (tmp / 'tokenizer_config.json').write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding='utf-8')
         special = {k: getattr(tok, k) for k in ('bos_token', 'eos_token', 'unk_token', 'pad_token')}
         (tmp / 'special_tokens_map.json').write_text(json.dumps(special, indent=2), encoding='utf-8')
@@ -212,6 +215,7 @@ def export_gguf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors +
         writer.add_pad_token_id(sp.pad_id())
         writer.add_add_bos_token(True)
         writer.add_add_eos_token(False)
+        if has_chat_pieces(sp): writer.add_chat_template(chat_template())  # chapter 12's format
         names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_layers)
         for name, weight in model.state_dict().items():
             if cfg.tie_embeddings and name == 'lm_head.weight': continue  # llama.cpp reuses token_embd

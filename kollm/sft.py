@@ -39,7 +39,8 @@ def to_messages(record) -> list[dict]:
     if not isinstance(messages, list) or not messages: raise ValueError('messages is not a non-empty list')
     if any(not isinstance(m, dict) or m.get('role') not in ROLES for m in messages):
         raise ValueError('a turn with an unknown role')
-    if any(not isinstance(m.get('content'), str) for m in messages): raise ValueError('a turn whose content is not text')
+    if any(not isinstance(m.get('content'), str) for m in messages):
+        raise ValueError('a turn whose content is not text')
     if any(m['role'] == 'system' for m in messages[1:]): raise ValueError('a system turn after the first')
     if any(not m['content'].strip() for m in messages if m['role'] != 'system'): raise ValueError('an empty turn')
     if not any(m['role'] == 'assistant' for m in messages): raise ValueError('no assistant turn')
@@ -96,7 +97,8 @@ def pack(convs: list[tuple[list[int], list[int]]], seq_len: int, pad_id: int = 0
         fill = seq_len + 1 - len(ids)
         rows.append(torch.tensor([ids + [pad_id] * fill, labels + [-100] * fill]))
     for conv_ids, mask in convs:
-        if len(conv_ids) > seq_len + 1: raise ValueError(f"a conversation of {len(conv_ids)} tokens is longer than a row")
+        if len(conv_ids) > seq_len + 1:
+            raise ValueError(f"a conversation of {len(conv_ids)} tokens is longer than a row")
         if len(ids) + len(conv_ids) > seq_len + 1:
             close()
             ids, labels = [], []
@@ -106,7 +108,7 @@ def pack(convs: list[tuple[list[int], list[int]]], seq_len: int, pad_id: int = 0
     return torch.stack(rows)
 
 def positions_per_trained_token(convs, seq_len: int, batch_size: int, seed: int = 0) -> dict:
-    "Positions computed per trained token: one conversation per row padded to `seq_len`, to its batch's longest, packed."
+    "Positions computed per trained token: a conversation a row padded to `seq_len` or its batch's longest; packed."
     lengths = [len(ids) - 1 for ids, _ in convs]
     trained = sum(sum(mask) for _, mask in convs)
     order = random.Random(seed).sample(lengths, len(lengths))
@@ -213,7 +215,8 @@ def sft(ckpt, # the pretrained checkpoint folder to tune
 
 # %% ../nbs/12a_sft.ipynb #dd6290ac
 def reply(model: KoLLM, sp, messages: list[dict], # the conversation so far, ending with the user's turn
-          max_new_tokens: int = 200, temperature: float = SAMPLING['temperature'], top_k: int | None = SAMPLING['top_k'],
+          max_new_tokens: int = 200, temperature: float = SAMPLING['temperature'],
+          top_k: int | None = SAMPLING['top_k'],
           top_p: float | None = SAMPLING['top_p'], repetition_penalty: float = SAMPLING['repetition_penalty'],
           seed: int | None = None, stream=None, # called with each new piece of text
           precision: Precision | None = None,

@@ -139,3 +139,38 @@ def test_kollm_sft_without_data_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, '-c', 'from kollm.sft import kollm_sft; kollm_sft()', '--ckpt', str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'error' in r.stderr, r.stderr
+
+
+def test_exports_chat_as_kollm_does(tokenizers, tmp_path):
+    "The HF directory in transformers and the GGUF in llama.cpp, each through its own chat template, answer greedily as kollm."
+    from kollm.eval import generate_ids
+    from kollm.export import export_gguf, export_hf
+    tokenizer = tokenizers[1]
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizer))
+    torch.manual_seed(0)
+    model = KoLLM(KoLLMConfig(vocab_size=sp.vocab_size(), hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
+                              intermediate_size=128, max_seq_length=64, init_std=0.2)).eval()
+    messages = [dict(role='system', content='짧게 답하세요.'), dict(role='user', content='대한민국의 주권은 누구에게 있나요?')]
+    prompt = render_chat(sp, messages, add_generation_prompt=True)[0]
+    end = chat_ids(sp)['end']
+    ours = generate_ids(model, [prompt], 12, temperature=0, eos_id=end)[0]
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    export_hf(model, tmp_path / 'hf', tokenizer=tokenizer)
+    config = json.loads((tmp_path / 'hf' / 'tokenizer_config.json').read_text(encoding='utf-8'))
+    assert config['chat_template'] == chat_template()
+    tok, hf = AutoTokenizer.from_pretrained(tmp_path / 'hf'), AutoModelForCausalLM.from_pretrained(tmp_path / 'hf')
+    x = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors='pt', return_dict=True)
+    assert x['input_ids'][0].tolist() == prompt
+    out = hf.generate(**x, max_new_tokens=12, do_sample=False, eos_token_id=end, pad_token_id=0)
+    theirs = [t for t in out[0, len(prompt):].tolist() if t != end]
+    assert theirs == ours
+
+    from llama_cpp import Llama
+    export_gguf(model, tmp_path / 'm.gguf', tokenizer=tokenizer)
+    llm = Llama(model_path=str(tmp_path / 'm.gguf'), n_ctx=64, verbose=False, seed=0)
+    assert llm.metadata['tokenizer.chat_template'] == chat_template()
+    answer = llm.create_chat_completion(messages=messages, max_tokens=len(ours) if len(ours) < 12 else 12,
+                                        temperature=0.0, repeat_penalty=1.0, top_k=1)
+    # an untrained model emits stray byte pieces: SentencePiece shows them as U+FFFD, llama.cpp leaves them out
+    assert answer['choices'][0]['message']['content'].strip() == sp.decode(ours).replace('\ufffd', '').strip()
