@@ -112,7 +112,7 @@ def read_request(handler, max_body: int) -> dict:
 
 def sampling_of(body: dict, max_tokens: int) -> dict:
     "`reply`'s sampling arguments from an OpenAI request, checked."
-    n = body.get('max_tokens', body.get('max_completion_tokens', 256))
+    n = body.get('max_tokens', body.get('max_completion_tokens', min(256, max_tokens)))
     if not isinstance(n, int) or not 1 <= n <= max_tokens:
         raise ServerError(400, f"max_tokens must be an integer from 1 to {max_tokens}, got {n!r}", code='max_tokens')
     temperature, top_p = body.get('temperature', SAMPLING['temperature']), body.get('top_p', SAMPLING['top_p'])

@@ -223,6 +223,7 @@ def reply(model: KoLLM, sp, messages: list[dict], # the conversation so far, end
          ) -> tuple[str, bool]: # (the reply, whether the model ended its turn)
     "The assistant's reply to `messages`, streamed as whole characters; True if it ended with `<|end|>`."
     ids, _ = render_chat(sp, messages, add_generation_prompt=True)
+    max_new_tokens = min(max_new_tokens, model.cfg.max_seq_length - len(ids))  # what the context leaves room for
     streamer, parts = TokenStreamer(sp, at_start=True), []
     def emit(_, token: int):
         if text := streamer.push(token): parts.append(text)
