@@ -136,9 +136,11 @@ def test_packing_keeps_conversations_whole_and_labels_only_assistant_tokens(toke
 
 
 def test_kollm_sft_without_data_is_one_line(tmp_path):
-    r = subprocess.run([sys.executable, '-c', 'from kollm.sft import kollm_sft; kollm_sft()', '--ckpt', str(tmp_path)],
-                       capture_output=True, text=True)
-    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'error' in r.stderr, r.stderr
+    command = str(Path(sys.executable).parent / 'kollm_sft')
+    r = subprocess.run([command, '--ckpt', str(tmp_path)], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and '--data' in r.stderr, r.stderr
+    r = subprocess.run([command, '--ckpt', str(tmp_path), '--data', 'x.jsonl'], capture_output=True, text=True)
+    assert r.returncode == 2 and 'no config.yaml' in r.stderr, r.stderr
 
 
 def test_exports_chat_as_kollm_does(tokenizers, tmp_path):
@@ -174,3 +176,24 @@ def test_exports_chat_as_kollm_does(tokenizers, tmp_path):
                                         temperature=0.0, repeat_penalty=1.0, top_k=1)
     # an untrained model emits stray byte pieces: SentencePiece shows them as U+FFFD, llama.cpp leaves them out
     assert answer['choices'][0]['message']['content'].strip() == sp.decode(ours).replace('\ufffd', '').strip()
+
+
+def test_kollm_chat_talks_resets_and_leaves_in_a_terminal(tokenizers, tmp_path):
+    from dataclasses import asdict
+    from kollm.run import TrainConfig, save_checkpoint
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizers[1]))
+    torch.manual_seed(0)
+    model = KoLLM(KoLLMConfig(vocab_size=sp.vocab_size(), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                              intermediate_size=64, max_seq_length=64, init_std=0.2))
+    cfg = TrainConfig(model=asdict(model.cfg), tokenizer=str(tokenizers[1]), out_dir=str(tmp_path / 'run'))
+    ckpt = save_checkpoint(tmp_path / 'run', model, cfg, dict(step=1))
+    command = str(Path(sys.executable).parent / 'kollm_chat')  # the console script pip installed
+    r = subprocess.run([command, '--ckpt', str(ckpt),
+                        '--temperature', '0', '--max_new_tokens', '6', '--device', 'cpu'],
+                       input='안녕하세요\n/reset\n헌법 제1조는?\n/exit\n', capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count('> ') == 4 and 'conversation reset' in r.stdout
+    answers = [line for line in r.stdout.split('> ')[1:] if line.strip()]
+    assert len(answers) >= 2
+    missing = subprocess.run([command], capture_output=True, text=True)
+    assert missing.returncode == 2 and missing.stderr.count('\n') == 1 and '--ckpt' in missing.stderr
