@@ -104,9 +104,11 @@ class ServerError(Exception):
 def read_request(handler, max_body: int) -> dict:
     "The JSON object of a request's body, or a `ServerError`."
     size = int(handler.headers.get('Content-Length') or 0)
-    if size > max_body: raise ServerError(413, f"the request body is {size} bytes; this server takes at most {max_body}")
+    if size > max_body:
+        raise ServerError(413, f"the request body is {size} bytes; this server takes at most {max_body}")
     try: body = json.loads(handler.rfile.read(size) or b'{}')
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ServerError(400, f"the body is not JSON: {e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ServerError(400, f"the body is not JSON: {e}") from None
     if not isinstance(body, dict): raise ServerError(400, "the body must be a JSON object")
     return body
 
@@ -179,7 +181,8 @@ class ChatServer(ThreadingHTTPServer):
         prompt, sampling = body.get('prompt'), sampling_of(body, self.max_tokens)
         if not isinstance(prompt, str): raise ServerError(400, "prompt must be a string")
         if len(self.sp.encode(prompt)) + 1 + sampling['max_new_tokens'] > self.model.cfg.max_seq_length:
-            raise ServerError(400, "the prompt and max_tokens exceed the model's context", code='context_length_exceeded')
+            raise ServerError(400, "the prompt and max_tokens exceed the model's context",
+                              code='context_length_exceeded')
         with self.lock:
             return generate_text(self.model, self.sp, prompt, sampling['max_new_tokens'], sampling['temperature'],
                                  top_p=sampling['top_p'], seed=sampling['seed'], precision=self.precision)
@@ -213,7 +216,8 @@ class ChatHandler(BaseHTTPRequestHandler):
     def do_POST(self):
         s = self.server
         try:
-            if self.path not in ('/v1/chat/completions', '/v1/completions'): raise ServerError(404, f"no route {self.path}")
+            if self.path not in ('/v1/chat/completions', '/v1/completions'):
+                raise ServerError(404, f"no route {self.path}")
             body = read_request(self, s.max_body)
             if body.get('model', s.name) != s.name:
                 raise ServerError(404, f"the model {body.get('model')!r} does not exist; this server has {s.name!r}",
@@ -234,7 +238,8 @@ class ChatHandler(BaseHTTPRequestHandler):
     def stream_chat(self, body: dict):
         "Server-sent events: one `chat.completion.chunk` per piece of text, then the finish reason and `[DONE]`."
         s, started = self.server, []
-        head = dict(id=f'chatcmpl-{uuid4().hex}', object='chat.completion.chunk', model=s.name, created=int(time.time()))
+        head = dict(id=f'chatcmpl-{uuid4().hex}', object='chat.completion.chunk', model=s.name,
+                    created=int(time.time()))
         def send(delta: dict, finish=None):
             if not started:  # headers only once the request is known to be good
                 self.send_response(200)
