@@ -114,13 +114,12 @@ def export_hf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors + c
         hf.save_pretrained(tmp)
         sp = load_tokenizer(tokenizer)
         tok = add_chat_to_hf(hf_tokenizer(sp)) if has_chat_pieces(sp) else hf_tokenizer(sp)  # chapter 12
-        tok.save_pretrained(tmp)
+        tok.save_pretrained(tmp, save_jinja_files=False)  # a chat template goes into tokenizer_config.json
         shutil.copyfile(tokenizer, tmp / 'tokenizer.model')  # the original, for SentencePiece users and kollm_import
         config = json.loads((tmp / 'tokenizer_config.json').read_text(encoding='utf-8'))
         # the generic class, not transformers 5's name for it ('TokenizersBackend'), which older versions lack;
         # add_bos_token documents what the post-processor does
         config.update(tokenizer_class='PreTrainedTokenizerFast', add_bos_token=True, add_eos_token=False)
-        if tok.chat_template: config['chat_template'] = tok.chat_template  # also where older readers look
         (tmp / 'tokenizer_config.json').write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding='utf-8')
         special = {k: getattr(tok, k) for k in ('bos_token', 'eos_token', 'unk_token', 'pad_token')}
         (tmp / 'special_tokens_map.json').write_text(json.dumps(special, indent=2), encoding='utf-8')
