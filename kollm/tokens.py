@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['CHAT_PIECES', 'SPECIAL_IDS', 'iter_lines_of', 'sample_lines', 'train_tokenizer', 'load_tokenizer', 'tokenizer_hash',
            'compression', 'iter_documents', 'token_dtype', 'tokenize_text', 'TokenShards', 'TokenWindows',
-           'TokenLoader', 'kollm_tokenizer', 'kollm_tokenize']
+           'TokenLoader', 'check_inputs', 'kollm_tokenizer', 'kollm_tokenize']
 
 # %% ../nbs/05a_tokens.ipynb #b2822edf
 import hashlib, json, os
@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 from fastcore.script import call_parse
 
-from .runtime import write_atomic
+from .runtime import UserError, not_utf8, one_line_errors, write_atomic
 
 # %% ../nbs/05a_tokens.ipynb #c4a7e1b3
 CHAT_PIECES = dict(system='<|system|>', user='<|user|>', assistant='<|assistant|>', end='<|end|>')
@@ -36,7 +36,9 @@ def iter_lines_of(paths: Iterable, progress: bool = False, desc: str = '') -> It
             with open(path, 'rb') as f:
                 for raw in f:
                     bar.update(len(raw))
-                    if line := raw.decode('utf-8').strip(): yield line
+                    try: line = raw.decode('utf-8').strip()
+                    except UnicodeDecodeError: raise not_utf8(path) from None
+                    if line: yield line
 
 def sample_lines(lines: Iterable[str], k: int, seed: int = 0) -> list[str]:
     "A uniform random sample of `k` lines (reservoir sampling: one pass, memory for `k` lines only)."
@@ -60,7 +62,7 @@ def train_tokenizer(inputs: Iterable, # text files, one paragraph per line (e.g.
     model_path = Path(model_path)
     model_path.parent.mkdir(parents=True, exist_ok=True)
     sample = sample_lines(iter_lines_of(inputs, progress, 'sample'), input_sentence_size, seed)
-    if not sample: raise ValueError(f"no text to train a tokenizer on in {', '.join(map(str, inputs))}")
+    if not sample: raise UserError(f"no text to train a tokenizer on in {', '.join(map(str, inputs))}")
     spm.set_random_generator_seed(seed)
     with tempfile.TemporaryDirectory(dir=model_path.parent) as tmp:
         prefix = Path(tmp) / 'sp'
@@ -72,7 +74,7 @@ def train_tokenizer(inputs: Iterable, # text files, one paragraph per line (e.g.
                 num_threads=threads or os.cpu_count(), minloglevel=2, control_symbols=list(CHAT_PIECES.values()),
                 **SPECIAL_IDS)
         except RuntimeError as e:
-            raise ValueError(f"sentencepiece could not train a {vocab_size}-piece {model_type} tokenizer on "
+            raise UserError(f"sentencepiece could not train a {vocab_size}-piece {model_type} tokenizer on "
                              f"{len(sample)} lines: {e}. Change --vocab_size as it says, or train on more text."
                              ) from None
         os.replace(prefix.with_suffix('.model'), model_path)
@@ -84,10 +86,11 @@ def load_tokenizer(path='models/tokenizer.model'):
     "A `SentencePieceProcessor` for the model at `path`, checked to carry kollm's fixed special ids."
     import sentencepiece as spm
     path = Path(path)
-    if not path.exists(): raise FileNotFoundError(f"no tokenizer at {path}: train one with kollm_tokenizer")
-    sp = spm.SentencePieceProcessor(model_file=str(path))
+    if not path.is_file(): raise UserError(f"no tokenizer at {path}: train one with kollm_tokenizer")
+    try: sp = spm.SentencePieceProcessor(model_file=str(path))
+    except (RuntimeError, OSError): raise UserError(f"{path} is not a SentencePiece model") from None
     ids = dict(pad_id=sp.pad_id(), unk_id=sp.unk_id(), bos_id=sp.bos_id(), eos_id=sp.eos_id())
-    if ids != SPECIAL_IDS: raise ValueError(f"{path} has special ids {ids}; kollm expects {SPECIAL_IDS}")
+    if ids != SPECIAL_IDS: raise UserError(f"{path} has special ids {ids}; kollm expects {SPECIAL_IDS}")
     return sp
 
 def tokenizer_hash(path) -> str:
@@ -105,12 +108,14 @@ def compression(sp, path, max_lines: int | None = None) -> dict:
 def iter_documents(path) -> Iterator[str]:
     "Documents of a `prepare` output file: blocks of lines separated by a blank line."
     lines = []
-    with open(path, encoding='utf-8') as f:
-        for line in f:
-            if line := line.rstrip('\n'): lines.append(line)
-            elif lines:
-                yield '\n'.join(lines)
-                lines = []
+    with open(path, encoding='utf-8-sig') as f:
+        try:
+            for line in f:
+                if line.strip(): lines.append(line.rstrip('\n'))  # a line of spaces separates, as an empty one
+                elif lines:
+                    yield '\n'.join(lines)
+                    lines = []
+        except UnicodeDecodeError: raise not_utf8(path) from None
     if lines: yield '\n'.join(lines)
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -187,10 +192,10 @@ class TokenShards:
         self.dir, self.split = Path(tokens_dir), split
         meta_path = self.dir / f'{split}.json'
         if not meta_path.exists():
-            raise FileNotFoundError(f"{meta_path} is missing: tokenize the {split} split first (kollm_tokenize)")
+            raise UserError(f"{meta_path} is missing: tokenize the {split} split first (kollm_tokenize)")
         self.meta = json.loads(meta_path.read_text())
         if tokenizer is not None and (h := tokenizer_hash(tokenizer)) != self.meta['tokenizer']['sha256']:
-            raise ValueError(f"the shards in {self.dir} were made with tokenizer "
+            raise UserError(f"the shards in {self.dir} were made with tokenizer "
                              f"{self.meta['tokenizer']['sha256'][:12]}…, not with {tokenizer} ({h[:12]}…): "
                              "re-run kollm_tokenize with this tokenizer")
         self.dtype = np.dtype(self.meta['dtype']).newbyteorder('<')
@@ -198,7 +203,7 @@ class TokenShards:
         for s in self.meta['shards']:
             path = self.dir / s['tokens_file']
             if not path.exists() or path.stat().st_size != s['tokens'] * self.dtype.itemsize:
-                raise ValueError(f"{path} should hold {s['tokens']} tokens but is "
+                raise UserError(f"{path} should hold {s['tokens']} tokens but is "
                                  f"{path.stat().st_size if path.exists() else 'missing'} bytes: re-run kollm_tokenize")
             self.shards.append(np.memmap(path, dtype=self.dtype, mode='r'))
 
@@ -287,7 +292,18 @@ class TokenLoader:
         self.consumed = state['consumed']
 
 # %% ../nbs/05a_tokens.ipynb #6fd6ebca
+def check_inputs(inputs: str, # comma-separated paths, as a console script's --inputs
+                 flag: str = '--inputs', # the flag, for the message
+                ) -> list[Path]:
+    "The files named by `inputs`, or a `UserError` naming those that are missing or not files."
+    paths = [Path(p) for p in inputs.split(',') if p.strip()]
+    if not paths: raise UserError(f"{flag} names no file")
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing: raise UserError(f"{flag}: no such file {', '.join(missing)}")
+    return paths
+
 @call_parse
+@one_line_errors
 def kollm_tokenizer(inputs: str = 'data/processed/train.txt', # text files to train on, comma-separated
                     model: str = 'models/tokenizer.model', # where to write the SentencePiece model
                     valid: str = 'data/processed/valid.txt', # text to measure characters, bytes per token on ('' skips)
@@ -304,7 +320,10 @@ def kollm_tokenizer(inputs: str = 'data/processed/train.txt', # text files to tr
     "Train kollm's SentencePiece tokenizer (fixed ids: pad 0, unk 1, bos 2, eos 3) and report its compression."
     import time
     start = time.time()
-    path = train_tokenizer([p for p in inputs.split(',') if p], model, vocab_size=vocab_size, model_type=model_type,
+    if Path(model).exists():
+        raise UserError(f"{model} exists: runs and token shards may depend on it, so kollm_tokenizer never replaces a "
+                        "tokenizer; choose another --model, or delete it yourself")
+    path = train_tokenizer(check_inputs(inputs), model, vocab_size=vocab_size, model_type=model_type,
                            character_coverage=character_coverage, byte_fallback=byte_fallback,
                            split_digits=split_digits,
                            input_sentence_size=input_sentence_size, seed=seed, threads=threads, progress=not quiet)
@@ -315,6 +334,7 @@ def kollm_tokenizer(inputs: str = 'data/processed/train.txt', # text files to tr
               f"{c['bytes_per_token']:.2f} bytes/token")
 
 @call_parse
+@one_line_errors
 def kollm_tokenize(inputs: str = 'data/processed/train.txt,data/processed/valid.txt', # files (one per split), by commas
                    tokenizer: str = 'models/tokenizer.model', # the SentencePiece model to encode with
                    out_dir: str = 'data/tokens', # folder for the shards and one <split>.json meta file per split
@@ -323,7 +343,13 @@ def kollm_tokenize(inputs: str = 'data/processed/train.txt,data/processed/valid.
                    quiet: bool = False, # no progress bar
                   ):
     "Tokenize text files into memory-mapped uint16/uint32 token shards, <s> … </s> around every document."
-    for path in (p for p in inputs.split(',') if p):
+    paths = check_inputs(inputs)
+    splits = [p.stem for p in paths]
+    twice = sorted({s for s in splits if splits.count(s) > 1})
+    if twice:  # each file is a split named after it: two of one name would overwrite each other
+        raise UserError(f"--inputs names two files of split {', '.join(twice)} (a split is a file's name without "
+                        "its suffix): rename one, or tokenize them into different --out_dir folders")
+    for path in paths:
         meta = tokenize_text(path, tokenizer, out_dir, shard_tokens=shard_tokens, threads=threads, progress=not quiet)
         print(f"{meta['split']}: {meta['documents']:,} documents, {meta['tokens']:,} tokens in "
               f"{len(meta['shards'])} shard(s) under {out_dir}")
