@@ -443,8 +443,6 @@ def check_tokenizer(model: KoLLM, sp) -> None:
         raise ValueError(f"the tokenizer has {sp.vocab_size()} pieces but the model only {model.cfg.vocab_size} ids")
 
 # %% ../nbs/05b_run.ipynb #32b3a61e
-from .runtime import UserError
-
 def checkpoint_folder(path, # what the user named as a checkpoint
                       flag: str = '--ckpt', # the flag that named it, for the message
                      ) -> Path:
