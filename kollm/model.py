@@ -7,7 +7,7 @@ __all__ = ['DEVICE_RNG', 'SAMPLING', 'KoLLMConfig', 'dataclass_from_dict', 'Bloc
            'checkpoint_rng_contexts', 'checkpoint_block', 'LinearCrossEntropy', 'loss_chunk_size',
            'linear_cross_entropy', 'RecordOps', 'KoLLM', 'sample_next', 'apply_repetition_penalty', 'generate',
            'count_parameters', 'decode_bytes_per_token', 'Int8Linear', 'int8_kernel_fits', 'quantize_int8',
-           'compile_decoding', 'hf_name', 'hf_config', 'config_from_hf', 'to_hf', 'from_hf', 'smoke_run', 'kollm_smoke']
+           'compile_decoding', 'hf_name', 'hf_config', 'config_from_hf', 'to_hf', 'from_hf']
 
 # %% ../nbs/04_model.ipynb #6cf40f84
 import dataclasses, difflib, math, re, warnings
@@ -26,7 +26,7 @@ from torch.utils.checkpoint import checkpoint
 from torch.utils._python_dispatch import TorchDispatchMode
 from fastcore.script import call_parse
 
-from .rope import check_torch_version, rope_cache
+from .rope import rope_cache
 from .rmsnorm import RMSNorm
 from .gqa import Attention, KVCache
 from .swiglu import SwiGLU
@@ -595,41 +595,3 @@ def from_hf(hf_model) -> KoLLM:
     hf_state = hf_model.state_dict()
     model.load_state_dict({k: hf_state[hf_name(k)] for k in model.state_dict()})
     return model.eval()
-
-# %% ../nbs/04_model.ipynb #49a523d1
-def smoke_run(preset: str = 'tiny', # model preset
-              steps: int = 200, # AdamW steps on the sentence, the learning rate decaying linearly to 0
-              text: str = '대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다.',
-              prompt_bytes: int = 12, # bytes of the sentence given as the prompt
-              seed: int = 0,
-             ) -> dict: # losses, the generated text and the parameter count
-    "Build a model, train it to memorise `text` (as UTF-8 bytes) and generate it back from its first bytes."
-    torch.manual_seed(seed)
-    cfg = dataclasses.replace(KoLLMConfig.from_preset(preset), dropout=0.0)
-    model = KoLLM(cfg)
-    data = torch.tensor([list(text.encode('utf-8'))])
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95), weight_decay=0.0)
-    # annealed: at a constant 3e-3 the last steps can spike, and whether they do depends on float rounding
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1 - step / steps)
-    losses = []
-    for _ in range(steps):
-        _, loss = model(data[:, :-1], data[:, 1:])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        schedule.step()
-        losses.append(loss.item())
-    out = model.generate(data[:, :prompt_bytes], data.shape[1] - prompt_bytes, temperature=0)
-    generated = bytes(t for t in out[0].tolist() if t < 256).decode('utf-8', errors='replace')
-    return dict(params=count_parameters(cfg), first_loss=losses[0], last_loss=losses[-1], generated=generated)
-
-@call_parse
-def kollm_smoke(preset: str = 'tiny', # model preset: tiny, small, medium or large
-                steps: int = 200, # AdamW steps on the sentence
-                seed: int = 0, # random seed
-               ):
-    "Check an installation: build a KoLLM model, train it on one Korean sentence, generate it back."
-    print(f"torch {check_torch_version()}")  # an older torch fails here with what it lacks, not later mid-run
-    r = smoke_run(preset, steps, seed=seed)
-    print(f"{preset}: {r['params'] / 1e6:.2f}M parameters; loss {r['first_loss']:.2f} → {r['last_loss']:.3f} "
-          f"in {steps} steps\ngenerated: {r['generated']}")

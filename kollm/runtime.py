@@ -9,7 +9,7 @@ __all__ = ['DTYPES', 'DEBUG_ENV', 'MUON_BATCH_BYTES', 'DISK_FULL_BYTES', 'Precis
            'foreign_entries', 'refuse_foreign']
 
 # %% ../nbs/04b_runtime.ipynb #19595306
-import errno, fcntl, functools, os, shutil, sys
+import errno, fcntl, functools, os, shutil, sys, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,10 +80,16 @@ def error_line(e: BaseException) -> str | None:
     return None
 
 def one_line_errors(script):
-    "Wrap a console script: a user error prints `name: error: …` on one line and exits with 2."
+    "Wrap a console script: a user error prints `name: error: …` on one line and exits with 2; warnings one line each."
+    def warning_line(message, category, filename, lineno, file=None, line=None):
+        print(f"{script.__name__}: warning: {message}", file=file or sys.stderr)
+
     @functools.wraps(script)
     def run(*args, **kwargs):
-        try: return script(*args, **kwargs)
+        try:
+            with warnings.catch_warnings():
+                if not os.environ.get(DEBUG_ENV): warnings.showwarning = warning_line  # not the source line
+                return script(*args, **kwargs)
         except Exception as e:
             line = error_line(e)
             if line is None or os.environ.get(DEBUG_ENV): raise

@@ -20,7 +20,7 @@ from torch.utils.data import Dataset
 from .chat import ROLES, add_chat_pieces, chat_ids, grow_vocabulary, render_chat
 from .eval import TokenStreamer, generate_ids
 from .model import SAMPLING, KoLLM
-from .run import TrainConfig, load_checkpoint_model, load_train_config
+from .run import TrainConfig, load_checkpoint_model, load_train_config, run_folder_lock
 from .runtime import Precision, UserError, one_line_errors, read_text, refuse_foreign, write_atomic
 from .tokens import TokenLoader, _EndlessBatches, load_tokenizer
 from .train import Trainer
@@ -189,29 +189,31 @@ def sft(ckpt, # the pretrained checkpoint folder to tune
     "Instruction-tune `ckpt` on conversations, the loss on assistant tokens only; return the trainer's result."
     from kollm.run import _set_override, dataclass_from_dict
     out = Path(out)
-    refuse_foreign(out, SFT_FILES, 'kollm_sft', 'choose a new --out folder, or the one a kollm_sft run wrote')
-    out.mkdir(parents=True, exist_ok=True)
-    cfg, _ = chat_base(ckpt, out)
-    settings = dict(asdict(cfg), out_dir=str(out), tokens_dir=','.join(map(str, data)), warmup_steps=10,
-                    max_steps=200, lr=1e-4, min_lr=1e-5, save_steps=100, eval_steps=50, eval_batches=8, max_minutes=0.0)
-    for item in overrides: _set_override(settings, item)
-    cfg = dataclass_from_dict(TrainConfig, settings, 'kollm_sft', 'training field')
-    sp = load_tokenizer(cfg.tokenizer)
-    convs, skipped = load_conversations(data, sp, cfg.seq_len)
-    held, skipped_valid = load_conversations(valid, sp, cfg.seq_len) if valid else ([], Counter())
-    if not valid:
+    with run_folder_lock(out):  # one writer from the first file on; the trainer inside finds it held
+        refuse_foreign(out, SFT_FILES, 'kollm_sft', 'choose a new --out folder, or the one a kollm_sft run wrote')
+        out.mkdir(parents=True, exist_ok=True)
+        cfg, _ = chat_base(ckpt, out)
+        settings = dict(asdict(cfg), out_dir=str(out), tokens_dir=','.join(map(str, data)), warmup_steps=10,
+                        max_steps=200, lr=1e-4, min_lr=1e-5, save_steps=100, eval_steps=50, eval_batches=8,
+                        max_minutes=0.0)
+        for item in overrides: _set_override(settings, item)
+        cfg = dataclass_from_dict(TrainConfig, settings, 'kollm_sft', 'training field')
+        sp = load_tokenizer(cfg.tokenizer)
+        convs, skipped = load_conversations(data, sp, cfg.seq_len)
+        held, skipped_valid = load_conversations(valid, sp, cfg.seq_len) if valid else ([], Counter())
+        if not valid:
+            random.Random(cfg.seed).shuffle(convs)
+            cut = max(1, round(len(convs) * valid_fraction))
+            held, convs = convs[:cut], convs[cut:]
+        if not convs or not held: raise UserError(f"no usable conversations to train and validate on in {data}: "
+                                                  f"skipped {dict(skipped)}")
         random.Random(cfg.seed).shuffle(convs)
-        cut = max(1, round(len(convs) * valid_fraction))
-        held, convs = convs[:cut], convs[cut:]
-    if not convs or not held: raise UserError(f"no usable conversations to train and validate on in {data}: "
-                                              f"skipped {dict(skipped)}")
-    random.Random(cfg.seed).shuffle(convs)
-    report = dict(conversations=len(convs), valid=len(held), skipped=dict(skipped + skipped_valid),
-                  positions_per_trained_token=positions_per_trained_token(convs, cfg.seq_len, cfg.batch_size))
-    write_atomic(out / 'sft.json', json.dumps(report, indent=1, ensure_ascii=False))
-    log(f"{len(convs):,} conversations to train on, {len(held):,} held out; skipped: {dict(skipped) or 'none'}")
-    trainer = SFTTrainer(cfg, pack(convs, cfg.seq_len), pack(held, cfg.seq_len), resume, log=log)
-    return dict(trainer.fit(progress), **report)
+        report = dict(conversations=len(convs), valid=len(held), skipped=dict(skipped + skipped_valid),
+                      positions_per_trained_token=positions_per_trained_token(convs, cfg.seq_len, cfg.batch_size))
+        write_atomic(out / 'sft.json', json.dumps(report, indent=1, ensure_ascii=False))
+        log(f"{len(convs):,} conversations to train on, {len(held):,} held out; skipped: {dict(skipped) or 'none'}")
+        trainer = SFTTrainer(cfg, pack(convs, cfg.seq_len), pack(held, cfg.seq_len), resume, log=log)
+        return dict(trainer.fit(progress), **report)
 
 # %% ../nbs/12a_sft.ipynb #dd6290ac
 def reply(model: KoLLM, sp, messages: list[dict], # the conversation so far, ending with the user's turn
