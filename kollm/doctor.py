@@ -63,7 +63,8 @@ def kollm_smoke(preset: str = 'tiny', # model preset: tiny, small, medium or lar
     if preset not in KoLLMConfig.presets():
         raise UserError(f"--preset must be one of {', '.join(KoLLMConfig.presets())}, got {preset!r}")
     if steps < 1: raise UserError(f"--steps must be at least 1, got {steps}")
-    print(f"torch {check_torch_version()}")  # an older torch fails here with what it lacks, not later mid-run
+    try: print(f"torch {check_torch_version()}")  # an older torch fails here with what it lacks, not mid-run
+    except RuntimeError as e: raise UserError(str(e)) from None
     r = smoke_run(preset, steps, seed=seed)
     print(f"{preset}: {r['params'] / 1e6:.2f}M parameters; loss {r['first_loss']:.2f} → {r['last_loss']:.3f} "
           f"in {steps} steps\ngenerated: {r['generated']}")
