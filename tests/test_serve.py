@@ -1,32 +1,18 @@
 "kollm_serve through the official `openai` client and plain HTTP: answers, streaming, errors, two requests at once."
-import json, threading, urllib.error, urllib.request
+import json, urllib.error, urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-import sentencepiece as spm
-import torch
 
-from kollm.model import KoLLM, KoLLMConfig
-from kollm.serve import ChatServer
 from kollm.sft import reply
-from kollm.tokens import train_tokenizer
+from tiny_server import start_server
 
-TEXT = ['대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다.',
-        '국민의 자유와 권리는 헌법에 열거되지 아니한 이유로 경시되지 아니한다.'] * 30
 ASK = [dict(role='user', content='대한민국의 주권은 누구에게 있나요?')]
 
 
 @pytest.fixture(scope='module')
 def served(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('serve')
-    (folder / 'text.txt').write_text('\n'.join(TEXT), encoding='utf-8')
-    sp = spm.SentencePieceProcessor(model_file=str(train_tokenizer([folder / 'text.txt'], folder / 't.model',
-                                                                   vocab_size=330, progress=False)))
-    torch.manual_seed(0)
-    model = KoLLM(KoLLMConfig(vocab_size=sp.vocab_size(), hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
-                              intermediate_size=128, max_seq_length=96, init_std=0.2)).eval()
-    server = ChatServer(('127.0.0.1', 0), model, sp, 'kollm-test', max_tokens=32, max_body=4096)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start_server(tmp_path_factory.mktemp('serve'), 'kollm-test', max_tokens=32, max_body=4096)
     yield server, f'http://127.0.0.1:{server.server_port}'
     server.shutdown()
     server.server_close()
