@@ -192,13 +192,15 @@ class ChatHandler(BaseHTTPRequestHandler):
     "The routes: /, /health, /v1/models, /v1/chat/completions (whole or streamed), /v1/completions."
     def log_message(self, *args): pass
 
-    def send_json(self, status: int, obj: dict):
-        data = json.dumps(obj, ensure_ascii=False).encode('utf-8')
+    def send_bytes(self, status: int, data: bytes, content_type: str):
         self.send_response(status)
-        self.send_header('Content-Type', 'application/json')
+        self.send_header('Content-Type', content_type)
         self.send_header('Content-Length', str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def send_json(self, status: int, obj: dict):
+        self.send_bytes(status, json.dumps(obj, ensure_ascii=False).encode('utf-8'), 'application/json')
 
     def do_GET(self):
         s = self.server
@@ -206,12 +208,7 @@ class ChatHandler(BaseHTTPRequestHandler):
         if self.path == '/v1/models':
             return self.send_json(200, dict(object='list', data=[dict(id=s.name, object='model', owned_by='kollm')]))
         if self.path != '/': return self.send_json(404, ServerError(404, f"no route {self.path}").body)
-        page = PAGE.replace('MODEL', json.dumps(s.name)).encode('utf-8')
-        self.send_response(200)
-        self.send_header('Content-Type', 'text/html; charset=utf-8')
-        self.send_header('Content-Length', str(len(page)))
-        self.end_headers()
-        self.wfile.write(page)
+        self.send_bytes(200, PAGE.replace('MODEL', json.dumps(s.name)).encode('utf-8'), 'text/html; charset=utf-8')
 
     def do_POST(self):
         s = self.server
