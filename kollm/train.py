@@ -21,8 +21,8 @@ from torch import nn, Tensor
 
 from .model import KoLLM, KoLLMConfig, count_parameters, set_rng_state
 from .tokens import TokenLoader, TokenShards, TokenWindows
-from .runtime import (MUON_BATCH_BYTES, Precision, UserError, is_oom, memory_in_use, one_line_errors, pick_device,
-                           pick_precision, to_device, write_atomic)
+from .runtime import (MUON_BATCH_BYTES, Precision, UserError, fast_bf16, is_oom, memory_in_use,
+                           one_line_errors, pick_device, pick_precision, to_device, write_atomic)
 from .run import (METRICS, TrainConfig, all_rng_states, average_checkpoints, gather_full_state, keep_metrics_until,
                        last_val_loss, list_checkpoints, load_full_state, load_initial_weights, load_state,
                        load_train_config, load_weights, save_checkpoint, RESUME, claim_run_folder,
@@ -31,10 +31,12 @@ from .run import (METRICS, TrainConfig, all_rng_states, average_checkpoints, gat
 # %% ../nbs/06_train_mps.ipynb #5f940faf
 def orthogonalize(X: Tensor, # a matrix (rows, cols) or a stack of them (n, rows, cols)
                   steps: int = 5, coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
-                  eps: float = 1e-7) -> Tensor: # bfloat16, each matrix with its singular values near 1
+                  eps: float = 1e-7,
+                  dtype: torch.dtype = torch.bfloat16, # of the products (float32 where bf16 is not fast)
+                 ) -> Tensor: # in `dtype`, each matrix with its singular values near 1
     "Muon's quintic Newton–Schulz iteration on every matrix of a stack at once: X ← aX + b(XXᵀ)X + c(XXᵀ)²X."
     a, b, c = coefficients
-    X = X.bfloat16()
+    X = X.to(dtype)
     tall = X.size(-2) > X.size(-1)
     if tall: X = X.mT  # iterate on the wide side, where the Gram matrix X Xᵀ is the smaller one
     X = X / X.norm(dim=(-2, -1), keepdim=True).clamp(min=eps)  # Frobenius norm 1 bounds the spectral norm by 1
@@ -49,6 +51,7 @@ _Muon = getattr(torch.optim, 'Muon', None)  # PyTorch ≥ 2.9; the rest of kollm
 class BatchedMuon(_Muon or torch.optim.Optimizer):
     "`torch.optim.Muon` with the Newton–Schulz products of all same-shaped matrices run as one batch."
     max_batch_bytes = MUON_BATCH_BYTES  # float32 updates per batched product: bounds the step's extra memory
+    newton_schulz_dtype = None  # None: bfloat16 where its products are fast (GPUs, CPUs with AVX-512-BF16), else fp32
 
     def __init__(self, params, **kw):
         if _Muon is None:
@@ -82,6 +85,7 @@ class BatchedMuon(_Muon or torch.optim.Optimizer):
             grads, bufs, lr = [p.grad for p in params], self.momentum_buffers(params), float(group['lr'])
             torch._foreach_lerp_(bufs, grads, 1 - group['momentum'])
             torch._foreach_mul_(params, 1 - lr * group['weight_decay'])
+            dtype = self.newton_schulz_dtype or (torch.bfloat16 if fast_bf16(params[0].device) else torch.float32)
             by_shape: dict[torch.Size, list[int]] = {}
             for i, p in enumerate(params): by_shape.setdefault(p.shape, []).append(i)
             for shape, index in by_shape.items():
@@ -89,7 +93,7 @@ class BatchedMuon(_Muon or torch.optim.Optimizer):
                 for k in range(0, len(index), per_batch):
                     part = index[k:k + per_batch]
                     stack = self.stacked_updates([grads[i] for i in part], [bufs[i] for i in part], group)
-                    ortho = orthogonalize(stack, group['ns_steps'], group['ns_coefficients'], group['eps'])
+                    ortho = orthogonalize(stack, group['ns_steps'], group['ns_coefficients'], group['eps'], dtype)
                     torch._foreach_add_([params[i] for i in part], list(ortho.unbind()),
                                         alpha=-_adjust_lr(lr, group['adjust_lr_fn'], shape))
         return loss
