@@ -13,11 +13,12 @@ from fastcore.script import anno_parser
 
 from kollm.data import embedded_corpus
 from kollm.run import load_train_config
+from kollm.runtime import fast_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ['kollm_smoke', 'kollm_prepare', 'kollm_tokenizer', 'kollm_tokenize', 'kollm_train', 'kollm_plan',
            'kollm_eval', 'kollm_generate', 'kollm_export', 'kollm_import', 'kollm_demo', 'kollm_doctor',
-           'kollm_lm_eval']
+           'kollm_lm_eval', 'kollm_sft', 'kollm_chat', 'kollm_serve']
 VOCAB = 1000
 TINY = ['model.hidden_size=32', 'model.num_layers=1', 'model.num_heads=2', 'model.num_kv_heads=1',
         'model.intermediate_size=64', 'model.max_seq_length=64']  # a model that trains in a second
@@ -261,7 +262,8 @@ def test_demo(background):
 def test_doctor(background):
     printed = finished(background['doctor'])  # exit status 0: every check passed
     passed, total = map(int, re.search(r'(\d+) of (\d+) checks passed', printed).groups())
-    assert passed == total >= 15 and 'FAIL' not in printed, printed
+    least = 15 if fast_bf16('cpu') else 13  # without fast bf16 the CPU's automatic precision is fp32: no bf16 rows
+    assert passed == total >= least and 'FAIL' not in printed, printed
 
 # ---------------------------------------------------------------- --help
 def test_the_console_scripts_are_these():

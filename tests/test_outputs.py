@@ -95,3 +95,11 @@ def test_markdown_outputs_are_compared_by_their_text():
                                  data={'text/markdown': [header], 'text/plain': plain})]
     assert ro.signature(table('| hours for 26B tokens |')) == ro.signature(table('| hours for 27B tokens |'))
     assert ro.signature(table('| hours for 26B tokens |')) != ro.signature(table('| hours for 22 hours |'))
+
+def test_stderr_is_not_compared():
+    "A library's warning prints once per process (the tests run several chapters in one); stdout still counts."
+    figure = dict(output_type='display_data', metadata={}, data={'image/png': 'iVBOR', 'text/plain': ['<Figure>']})
+    warning = dict(output_type='stream', name='stderr', text=["Font 'default' does not have a glyph for '\\u2212'\n"])
+    printed = dict(output_type='stream', name='stdout', text=['validation loss 4.25\n'])
+    assert ro.signature([warning, figure]) == ro.signature([figure])
+    assert ro.signature([printed, figure]) != ro.signature([figure])
