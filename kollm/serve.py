@@ -14,6 +14,7 @@ from typing import Callable, Iterable
 from uuid import uuid4
 
 import torch
+from fastcore.basics import patch
 from fastcore.script import call_parse
 
 from .chat import check_messages, render_chat
@@ -137,9 +138,14 @@ document.getElementById('f').onsubmit = async (e) => {
   messages.push({role: 'user', content: text});
   log.insertAdjacentHTML('beforeend', '<div class="user"></div><div class="assistant"></div>');
   log.children[log.children.length - 2].textContent = text;
-  const out = log.lastElementChild;
+  const out = log.lastElementChild, button = document.querySelector('button');
+  button.disabled = true;  // one question at a time: the reply is part of the next request's conversation
   const r = await fetch('/v1/chat/completions', {method: 'POST', headers: {'Content-Type': 'application/json'},
     body: JSON.stringify({model: MODEL, messages, stream: true})});
+  if (!r.ok) {  // a refused request: its OpenAI-style message, and the turn is not kept
+    out.textContent = (await r.json()).error.message; out.dataset.done = 'error';
+    messages.pop(); button.disabled = false; return;
+  }
   const reader = r.body.getReader(), decoder = new TextDecoder(); let buffer = '';
   while (true) {
     const {value, done} = await reader.read(); if (done) break;
@@ -152,6 +158,7 @@ document.getElementById('f').onsubmit = async (e) => {
     }
   }
   messages.push({role: 'assistant', content: out.textContent});
+  out.dataset.done = 'yes'; button.disabled = false;
 };
 </script>"""
 
@@ -232,24 +239,26 @@ class ChatHandler(BaseHTTPRequestHandler):
                                          finish_reason='stop' if ended else 'length')]))
         except ServerError as e: self.send_json(e.status, e.body)
 
-    def stream_chat(self, body: dict):
-        "Server-sent events: one `chat.completion.chunk` per piece of text, then the finish reason and `[DONE]`."
-        s, started = self.server, []
-        head = dict(id=f'chatcmpl-{uuid4().hex}', object='chat.completion.chunk', model=s.name,
-                    created=int(time.time()))
-        def send(delta: dict, finish=None):
-            if not started:  # headers only once the request is known to be good
-                self.send_response(200)
-                self.send_header('Content-Type', 'text/event-stream')
-                self.send_header('Cache-Control', 'no-cache')
-                self.end_headers()
-                started.append(True)
-            event = dict(head, choices=[dict(index=0, delta=delta, finish_reason=finish)])
-            self.wfile.write(f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode('utf-8'))
-            self.wfile.flush()
-        _, ended = s.chat(body, stream=lambda text: send(dict(content=text)))  # a ServerError comes before headers
-        send({}, 'stop' if ended else 'length')
-        self.wfile.write(b"data: [DONE]\n\n")
+# %% ../nbs/12b_serve.ipynb #4d617fba
+@patch
+def stream_chat(self: ChatHandler, body: dict):
+    "Server-sent events: one `chat.completion.chunk` per piece of text, then the finish reason and `[DONE]`."
+    s, started = self.server, []
+    head = dict(id=f'chatcmpl-{uuid4().hex}', object='chat.completion.chunk', model=s.name,
+                created=int(time.time()))
+    def send(delta: dict, finish=None):
+        if not started:  # headers only once the request is known to be good
+            self.send_response(200)
+            self.send_header('Content-Type', 'text/event-stream')
+            self.send_header('Cache-Control', 'no-cache')
+            self.end_headers()
+            started.append(True)
+        event = dict(head, choices=[dict(index=0, delta=delta, finish_reason=finish)])
+        self.wfile.write(f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode('utf-8'))
+        self.wfile.flush()
+    _, ended = s.chat(body, stream=lambda text: send(dict(content=text)))  # a ServerError comes before headers
+    send({}, 'stop' if ended else 'length')
+    self.wfile.write(b"data: [DONE]\n\n")
 
 # %% ../nbs/12b_serve.ipynb #294cd541
 @call_parse
