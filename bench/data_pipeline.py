@@ -1,5 +1,5 @@
-"""Throughput of kollm's data pipeline on the shared Korean corpus (../shared/data/korean by default), against the
-implementation before issue 16 (or any git revision) in the same run.
+"""Throughput of kollm's data pipeline on the project's Korean corpus (`--corpus`), against the implementation before
+the datatrove pipeline (or any git revision) in the same run.
 
 Measures, in one run:
 - `prepare` MB/s (raw input bytes) with 1 and 2 workers, this tree and the baseline revision in paired rounds (the
@@ -27,18 +27,18 @@ import kollm.data as current
 from kollm.tokens import (TokenLoader, TokenShards, TokenWindows, compression, load_tokenizer, tokenize_text,
                           train_tokenizer)
 from kollm.model import KoLLM, KoLLMConfig
-from common import spread, write_report
+from common import markdown_table, spread, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-BEFORE_ISSUE_16 = 'd5cbbde'  # main when issue 16 was taken up: "today's implementation" of the issue
+BEFORE_DATATROVE = 'd5cbbde'  # kollm/data.py before the datatrove pipeline: the baseline it was measured against
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--corpus', default=str(ROOT.parent / 'shared/data/korean'))
+    p.add_argument('--corpus', default=str(ROOT.parent / 'shared/data/korean'), help='folder of Korean .txt files')
     p.add_argument('--out', default='/tmp/kollm-bench-data')
     p.add_argument('--rounds', type=int, default=3, help='paired rounds of prepare (this tree, baseline) per worker count')
-    p.add_argument('--baseline', default=BEFORE_ISSUE_16, help='git revision whose kollm/data.py is the baseline')
+    p.add_argument('--baseline', default=BEFORE_DATATROVE, help='git revision whose kollm/data.py is the baseline')
     p.add_argument('--vocab', type=int, default=32000)
     p.add_argument('--compare', action='store_true', help='also train a unigram tokenizer of the same size')
     args = p.parse_args()
@@ -118,7 +118,7 @@ def main():
     current.remove_path(work)
     current.remove_path(out / 'processed-steps')
 
-    # 3. tokenizer and tokenization (unchanged by issue 16: one measurement serves both trees)
+    # 3. tokenizer and tokenization (the same in both trees: one measurement serves both)
     processed = out / 'processed-current'
     train_txt, valid_txt = processed / 'train.txt', processed / 'valid.txt'
     for kind in ('bpe', 'unigram') if args.compare else ('bpe',):
@@ -168,18 +168,16 @@ def main():
         'what the loader must keep up with')
 
     load = os.getloadavg()[0]
-    table = ['| measure | value | unit | note |', '|---|---|---|---|']
-    table += [f'| {what} | {value:.3g} | {unit} | {note} |' for what, value, unit, note in rows]
+    table = [dict(measure=what, value=f'{value:.3g}', unit=unit, note=note) for what, value, unit, note in rows]
     tree = subprocess.run(['git', '-C', str(ROOT), 'describe', '--always', '--dirty'], capture_output=True, text=True).stdout
-    head = (f'# data_pipeline.py\n\nTree {tree.strip()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average '
-            f'{load:.1f} at the end, torch {torch.__version__}; corpus {corpus} ({raw_mb:.1f} MB, {len(files)} files); '
-            f'baseline = kollm/data.py at {args.baseline}. Absolute MB/s follow the machine\'s load; the paired '
-            f'ratios are the comparison.\n\n')
-    report = write_report('data_pipeline', head + '\n'.join(table),
+    intro = (f'Tree {tree.strip()}, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average '
+             f'{load:.1f} at the end, torch {torch.__version__}; the corpus: {raw_mb:.1f} MB in {len(files)} files; '
+             f'baseline = kollm/data.py at {args.baseline}. Absolute MB/s follow the machine\'s load; the paired '
+             f'ratios are the comparison.')
+    report = write_report('data_pipeline', 'Data pipeline throughput', [intro, ('measures', table)],
                           [dict(measure=what, value=value, unit=unit, note=note) for what, value, unit, note in rows])
-    print('\n' + '\n'.join(table))
+    print(markdown_table(table))
     print(f'wrote {report}')
-
 
 if __name__ == '__main__':
     main()

@@ -7,7 +7,7 @@ each, the order rotating; the machine is shared and noisy):
 
 - `forward`: `model(x)`, the logits of every position, nothing else (what any scorer must at least do);
 - `forward + F.cross_entropy`: the textbook scorer, full logits then PyTorch's cross-entropy (the peer);
-- `loss, no_grad`: `model(x, labels=y)` under `no_grad`, today's evaluation path;
+- `loss, no_grad`: `model(x, labels=y)` under `no_grad`, the evaluation path;
 - `loss, gradient path`: the same loss with its gradient buffers computed (what evaluation cost before the fix);
 - `evaluate_text`: chapter 07's exact scorer on a generated text file of the same number of tokens, end to end.
 
@@ -17,7 +17,7 @@ it to `bench/reports/eval_speed.md`.
     python bench/eval_speed.py                         # tiny with a 32k vocabulary, 8×512, fp32 and bf16
     python bench/eval_speed.py --preset small --rounds 5
 """
-import argparse, dataclasses, statistics, tempfile, time
+import argparse, dataclasses, statistics, sys, tempfile, time
 from pathlib import Path
 
 import torch
@@ -108,13 +108,11 @@ def main():
     parser.add_argument('--rounds', type=int, default=7, help='timed rounds (one call of each scorer) after a warm-up')
     args = parser.parse_args()
     rows = [r for p in args.precisions for r in bench(args.preset, args.vocab, args.batch, args.seq_len, p, args.rounds)]
-    table = markdown_table(rows)
-    print(table)
-    header = (f"# Scoring throughput\n\n`python bench/eval_speed.py {' '.join(__import__('sys').argv[1:])}` on "
-              f"{time.strftime('%Y-%m-%d %H:%M')}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-              f"{args.rounds} paired rounds (median of per-round ratios to `forward`, with their range).\n\n")
-    print(f"wrote {write_report('eval_speed', header + table, rows)}")
-
+    print(markdown_table(rows))
+    intro = (f"`python bench/eval_speed.py {' '.join(sys.argv[1:])}` on {time.strftime('%Y-%m-%d %H:%M')}, "
+             f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} paired rounds (median of "
+             "per-round ratios to `forward`, with their range).")
+    print(f"wrote {write_report('eval_speed', 'Scoring throughput', [intro, ('scorers', rows)], rows)}")
 
 if __name__ == '__main__':
     main()

@@ -11,28 +11,23 @@ weights with bf16 activations, and torch.ao's dynamic int8 on fp32 for compariso
 - the roofline: a chain of batch-1 `F.linear` calls over the model's own matrices (bytes/s it reaches), and the
   copy bandwidth, so decode tokens/s ÷ (chain bandwidth ÷ bytes read per token) is the fraction of the roofline,
 - decode tokens/s as the context grows, as a table and `bench/figures/decode_vs_context.png`,
-- what the M4 Max's 410 GB/s means for the plan's 50 tokens/s.
+- what the M4 Max's 410 GB/s means for the plan's 50 tokens/s;
+all written to `bench/reports/generate_speed.md` (and .json).
 
 The CPU may be shared: every figure is a median of `--repeats` interleaved runs, and ratios are taken within a run.
 Run: `python bench/generate_speed.py [--presets small medium] [--quick] [--threads 1]`.
 """
-import argparse, copy, dataclasses, os, statistics, time, warnings
+import argparse, copy, dataclasses, os, statistics, sys, time, warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from kollm.model import KoLLM, KoLLMConfig, to_hf, quantize_int8, decode_bytes_per_token
+from common import markdown_table, seconds, write_report
 
 FIGURES = Path(__file__).parent / 'figures'
 M4_MAX_BANDWIDTH = 410e9  # bytes/s, Apple's figure for the M4 Max
-
-
-def timed(fn) -> float:
-    "Seconds one call of `fn` takes."
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def copy_bandwidth(mb: int = 256, repeats: int = 5) -> float:
@@ -40,7 +35,7 @@ def copy_bandwidth(mb: int = 256, repeats: int = 5) -> float:
     src = torch.empty(mb * 2**20 // 4)
     dst = torch.empty_like(src)
     dst.copy_(src)
-    return 2 * src.numel() * 4 / min(timed(lambda: dst.copy_(src)) for _ in range(repeats))
+    return 2 * src.numel() * 4 / min(seconds(lambda: dst.copy_(src)) for _ in range(repeats))
 
 
 def matrices(model) -> list:
@@ -55,7 +50,7 @@ def linear_chain_bandwidth(model, dtype, repeats: int = 5) -> float:
     step = lambda: [F.linear(xs[w.shape[1]], w) for w in weights]
     with torch.inference_mode():
         step()
-        return sum(w.numel() * w.element_size() for w in weights) / min(timed(step) for _ in range(repeats))
+        return sum(w.numel() * w.element_size() for w in weights) / min(seconds(step) for _ in range(repeats))
 
 
 def hf_generate(hf, ids, new_tokens, **kwargs):
@@ -91,8 +86,8 @@ def hf_generate_compiled(hf, ids, new_tokens):
 def decode_rates(generate, model, ids, steps: int) -> tuple[float, float]:
     "(prefill tokens/s, decode tokens/s): a 1-token run times the prefill, a (steps+1)-token run adds the steps."
     with torch.inference_mode():
-        t1 = timed(lambda: generate(model, ids, 1))
-        tn = timed(lambda: generate(model, ids, steps + 1))
+        t1 = seconds(lambda: generate(model, ids, 1))
+        tn = seconds(lambda: generate(model, ids, steps + 1))
     return ids.numel() / t1, ids.shape[0] * steps / max(tn - t1, 1e-9)
 
 
@@ -122,13 +117,6 @@ def bytes_per_token(model, fmt) -> float:
     "Bytes of matrices a decoding step reads in this format."
     cfg = model.cfg
     return decode_bytes_per_token(cfg, {'fp32': 4, 'bf16': 2, 'int8': 1, 'int8-dyn': 1}[fmt])
-
-
-def markdown(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    fmt = lambda v: f'{v:.3g}' if isinstance(v, float) else str(v)
-    return '\n'.join(['| ' + ' | '.join(keys) + ' |', '|' + '---|' * len(keys)] +
-                     ['| ' + ' | '.join(fmt(r[k]) for k in keys) + ' |' for r in rows])
 
 
 def speed_table(presets, formats, repeats, steps, prompt_len, batch, decode_prompt):
@@ -170,7 +158,7 @@ def speed_table(presets, formats, repeats, steps, prompt_len, batch, decode_prom
                          'decode b1 HF compiled': med['hc_dec1'], 'b1 ratio to HF compiled': med['k_dec1'] / med['hc_dec1'],
                          'chain GB/s': med['chain'] / 1e9, 'roofline tok/s': roofline,
                          'b1 % of roofline': 100 * med['k_dec1'] / roofline})
-            print(markdown(rows[-1:]), flush=True)
+            print(markdown_table(rows[-1:]), flush=True)
             del model, hf
             if compile_it: del hf_c
     return rows
@@ -190,7 +178,7 @@ def context_sweep(preset, fmt, contexts, steps, repeats):
         h = statistics.median(decode_rates(hf_generate, hf, ids, steps)[1] for _ in range(repeats))
         rows.append({'context': ctx, 'kollm tok/s': k, 'kollm compiled tok/s': kc, 'HF tok/s': h,
                      'cache MB/token': decode_bytes_per_token(model.cfg, 0, ctx, elem) / 1e6})
-        print(markdown(rows[-1:]), flush=True)
+        print(markdown_table(rows[-1:]), flush=True)
     # what the roofline predicts once the cache's bytes are added, scaled to the measured speed at the first context
     base_bytes = bytes_per_token(model, fmt)
     for r in rows:
@@ -202,15 +190,14 @@ def plot_context(rows, preset, fmt, path):
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    import koreanize_matplotlib  # noqa: F401  (Hangul in the figure)
     fig, ax = plt.subplots(figsize=(6, 3.6))
     ctx = [r['context'] for r in rows]
     ax.plot(ctx, [r['kollm compiled tok/s'] for r in rows], 'D-', label='kollm generate(compile=True)')
     ax.plot(ctx, [r['kollm tok/s'] for r in rows], 'o-', label='kollm generate')
     ax.plot(ctx, [r['HF tok/s'] for r in rows], 's-', label='transformers generate')
-    ax.plot(ctx, [r['predicted by bytes'] for r in rows], 'k--', label='가중치+KV 캐시 바이트로 예측 (compiled 기준)')
-    ax.set(xlabel='문맥 길이 (토큰)', ylabel='디코딩 속도 (토큰/초)', ylim=(0, None),
-           title=f'{preset} {fmt}: 문맥이 길어질 때의 배치 1 디코딩 속도')
+    ax.plot(ctx, [r['predicted by bytes'] for r in rows], 'k--', label='predicted from weight + KV cache bytes (compiled)')
+    ax.set(xlabel='context length (tokens)', ylabel='decoding speed (tokens/s)', ylim=(0, None),
+           title=f'{preset} {fmt}: batch-1 decoding speed as the context grows')
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -249,19 +236,20 @@ def main():
     bw = copy_bandwidth()
     print(f'copy bandwidth: {bw / 1e9:.1f} GB/s\n')
     rows = speed_table(a.presets, a.formats, repeats, steps, prompt_len=512, batch=8, decode_prompt=64)
-    print('\n## Speed (tokens/s; medians of interleaved runs)\n')
-    print(markdown(rows))
+    parts = [f"`python bench/generate_speed.py {' '.join(sys.argv[1:])}` on {time.strftime('%Y-%m-%d %H:%M')}: torch "
+             f"{torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.1f} at the "
+             f"start; copy bandwidth {bw / 1e9:.1f} GB/s. Tokens/s, medians of {repeats} interleaved runs.",
+             '## Speed', ('speed', rows)]
+    print(markdown_table(rows))
     if a.sweep != 'none':
         preset, fmt = a.sweep.split(':')
         contexts = [128, 1024] if a.quick else [128, 512, 1024, 1900]
         sweep, chain = context_sweep(preset, fmt, contexts, steps, repeats)
-        print(f'\n## Decode vs context ({preset} {fmt}, batch 1; chain {chain / 1e9:.1f} GB/s)\n')
-        print(markdown(sweep))
+        parts += [f'## Decode against context ({preset} {fmt}, batch 1; chain {chain / 1e9:.1f} GB/s)',
+                  ('decode against context', sweep), '![decode tokens/s against context](../figures/decode_vs_context.png)']
         plot_context(sweep, preset, fmt, FIGURES / 'decode_vs_context.png')
-    print('\n## M4 Max (410 GB/s) and the plan\'s 50 tokens/s\n')
-    print(markdown(m4_max_statement()))
-    print(f'\nload average at the end {os.getloadavg()}')
-
+    parts += ["## The M4 Max (410 GB/s) and the plan's 50 tokens/s", ('m4 max', m4_max_statement())]
+    print(f"wrote {write_report('generate_speed', 'Generation speed: kollm against transformers and the roofline', parts, rows)}")
 
 if __name__ == '__main__':
     main()

@@ -1,6 +1,7 @@
 """One short run on an NVIDIA H100/H200: kollm's training speed, MFU and peak memory against `estimate_memory`.
 
-Run once on the lent GPU (about 3 minutes); results go to $OUT/gpu_check.json after every measurement, so a
+Run once on the lent GPU (about 3 minutes); results go to $OUT/gpu_check.json after every measurement (and at the
+end the report, $OUT/gpu_check.md with its .json), so a
 failure or a timeout keeps what came before. Each measurement is independent (one failing is recorded, the rest
 run), and everything after `--budget-s` seconds is skipped rather than started.
 
@@ -14,14 +15,14 @@ Measured, in this order (most valuable first):
 3. the same steps for transformers' `LlamaForCausalLM` holding the same weights (`to_hf`), as a ratio;
 4. kollm under `torch.compile` (bf16), if time is left.
 """
-import argparse, gc, json, os, statistics, time, traceback
+import argparse, gc, json, os, statistics, sys, time, traceback
 from pathlib import Path
 
 import torch
 
 from kollm.model import KoLLM, KoLLMConfig, to_hf
 from kollm.plan import estimate_memory, model_flops_per_token, peak_memory
-from common import gpu_peak_flops, sync
+from common import gpu_peak_flops, sync, write_report
 
 class Report:
     "Results, written to JSON after every change."
@@ -178,18 +179,18 @@ def main():
         if ('kollm', precision) in by and ('transformers', precision) in by:
             report.data[f'kollm_over_transformers_{precision}'] = by['kollm', precision] / by['transformers', precision]
     report.save()
-    print('\n| micro-batch | ckpt | precision | measured GiB | estimate GiB | error % |\n|---|---|---|---|---|---|')
-    for r in report.data['memory']:
-        print(f"| {r['micro_batch']} | {r['grad_checkpointing']} | {r['precision']} | {r['measured_GiB']:.2f} | "
-              f"{r['estimate_GiB']:.2f} | {r['error_pct']:+.1f} |")
-    print('\n| model | precision | tokens/s | MFU % | first step s |\n|---|---|---|---|---|')
-    for r in rows:
-        print(f"| {r['model']} | {r['precision']} | {r['tokens_per_s']:,.0f} | "
-              f"{'' if r['mfu_pct'] is None else round(r['mfu_pct'], 1)} | {r['first_step_s']:.1f} |")
-    for k, v in report.data.items():
-        if k.startswith('kollm_over'): print(f'{k}: {v:.2f}×')
-    print(f"errors: {len(report.data['errors'])}, skipped: {report.data['skipped']}, written to {report.path}")
-
+    memory = [{'micro-batch': r['micro_batch'], 'checkpointing': 'yes' if r['grad_checkpointing'] else 'no',
+               'precision': r['precision'], 'measured GiB': f"{r['measured_GiB']:.2f}",
+               'estimate GiB': f"{r['estimate_GiB']:.2f}", 'error': f"{r['error_pct']:+.1f}%"}
+              for r in report.data['memory']]
+    speed = [{'model': r['model'], 'precision': r['precision'], 'tokens/s': f"{r['tokens_per_s']:,.0f}",
+              'MFU %': '' if r['mfu_pct'] is None else f"{r['mfu_pct']:.1f}", 'first step s': f"{r['first_step_s']:.1f}"}
+             for r in rows]
+    ratios = '; '.join(f'{k}: {v:.2f}×' for k, v in report.data.items() if k.startswith('kollm_over'))
+    intro = (f"`python bench/gpu_check.py {' '.join(sys.argv[1:])}` on {name} (torch {torch.__version__}), {preset} at "
+             f"seq {seq_len}. {ratios}. Errors: {len(report.data['errors'])}, skipped: {report.data['skipped'] or 'none'}.")
+    parts = [intro, '## Peak memory against `estimate_memory`', ('memory', memory), '## Throughput', ('throughput', speed)]
+    print(f"wrote {write_report('gpu_check', f'Training speed and memory of {preset} on {name}', parts, report.data, report.path.parent)}")
 
 if __name__ == '__main__':
     main()

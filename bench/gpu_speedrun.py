@@ -1,4 +1,4 @@
-"""The speedrun at the medium size on one NVIDIA GPU, and the training MFU of kollm's recipe (issue 15, item 8).
+"""The speedrun at the medium size on one NVIDIA GPU, and the training MFU of kollm's recipe.
 
 One short prepared run for a lent GPU (about 8 minutes on an H200). Every result goes to `$OUT/gpu_speedrun.json`
 the moment it exists, so a failure or a timeout keeps what came before; each part runs in its own process (a crash,
@@ -18,10 +18,10 @@ Measured, in this order (most valuable first):
 3. **The speedrun**: each recipe trains `medium` from scratch for `--minutes` of wall clock on the same data, seed
    and batch (16 × 2,048 tokens a step), bf16 and compiled; compilation, the final evaluation and the checkpoint are
    inside the budget (the trainer's `max_minutes` fits the schedule to it). Then bits per byte on `valid.txt`
-   (`evaluate_text`: every token scored once). `today` is the plan's optimizer and rates (AdamW, cosine 2e-4 → 2e-5)
-   with its schedule fitted to the budget (as shipped, its 4,000-step warmup would not end in minutes);
-   `default` is the recipe kollm now ships for medium; `adamw wsd` has `default`'s schedule and rates with AdamW,
-   which isolates what Muon is worth.
+   (`evaluate_text`: every token scored once). The recipes: the plan's (AdamW, cosine 2e-4 → 2e-5) with its
+   schedule fitted to the budget (as the plan writes it, its 4,000-step warmup would not end in minutes); Muon + WSD
+   at 1e-3, what the `m4max` config ships; and AdamW + WSD at 1e-3, Muon's schedule and rates with AdamW, which
+   isolates what Muon is worth.
 4. If time is left: the MFU run again with AdamW, and with `torch.optim.Muon`, to put the optimizers' cost in tokens/s.
 
 Data: bench/speedrun.py's cache, made here by `python -c "import sys; sys.path.insert(0, 'bench'); import speedrun;
@@ -30,19 +30,20 @@ speedrun.prepare_data()"`; the device run carries `bench/.cache/speedrun/{tokens
 import argparse, json, os, shutil, statistics, subprocess, sys, time
 from pathlib import Path
 
-from common import gpu_peak_flops, sync, write_report
+from common import REPORTS, gpu_peak_flops, sync, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / 'bench' / '.cache' / 'speedrun'
-REPORT = ROOT / 'bench' / 'reports' / 'gpu_speedrun.md'
 FIGURE = ROOT / 'bench' / 'figures' / 'gpu_speedrun.png'
 
 # the speedrun's recipes at medium: identical but for these fields
+PLAN = "the plan's recipe (AdamW + cosine 2e-4)"
 RECIPES = {
-    'today': dict(optimizer='adamw', schedule='cosine', lr=2e-4, min_lr=2e-5),
-    'default': dict(optimizer='muon', schedule='wsd', lr=1e-3, min_lr=1e-4),
-    'adamw wsd': dict(optimizer='adamw', schedule='wsd', lr=1e-3, min_lr=1e-4),
+    PLAN: dict(optimizer='adamw', schedule='cosine', lr=2e-4, min_lr=2e-5),
+    'Muon + WSD 1e-3 (m4max)': dict(optimizer='muon', schedule='wsd', lr=1e-3, min_lr=1e-4),
+    'AdamW + WSD 1e-3': dict(optimizer='adamw', schedule='wsd', lr=1e-3, min_lr=1e-4),
 }
+RENAMED = dict(zip(('today', 'default', 'adamw wsd'), RECIPES))  # the names in results written before
 # everything else, for every recipe: the plan's medium model, seq 2048, AdamW's betas; a batch of 16 windows per step
 COMMON = dict(seq_len=2048, batch_size=16, grad_accum=1, max_steps=100_000, warmup_steps=30, weight_decay=0.1,
               grad_clip=1.0, precision='bf16', compile=True, grad_checkpointing=False, eval_steps=10 ** 6,
@@ -196,10 +197,12 @@ def main():
     p.add_argument('--tokenizer', default=str(CACHE / 'tok32000.model'), help='the shards\' SentencePiece model')
     p.add_argument('--valid', default=str(CACHE / 'text' / 'valid.txt'), help='text scored in bits per byte')
     p.add_argument('--work', default='/tmp/kollm-gpu-speedrun', help='run folders (checkpoints: several GB each)')
-    p.add_argument('--report', help="write bench/reports/gpu_speedrun.md from this JSON (a device run's result)")
+    p.add_argument('--report', help="write bench/reports/gpu_speedrun.md and .json from this JSON (a device run's result)")
     p.add_argument('--part', help=argparse.SUPPRESS)  # internal: PART,ARG in a fresh process
     args = p.parse_args()
-    if args.report: return compose_report(json.loads(Path(args.report).read_text()))
+    if args.report:  # a device run's result, or a report's .json (its data is that result)
+        result = json.loads(Path(args.report).read_text())
+        return compose_report(result.get('data') or result)
     if args.part:
         part, arg = args.part.split(',', 1)
         print(json.dumps(PARTS[part](args, arg)))
@@ -207,7 +210,7 @@ def main():
     out = Path(os.environ.get('OUT', '/tmp/gpu_speedrun_out')) / 'gpu_speedrun.json'
     out.parent.mkdir(parents=True, exist_ok=True)
     import torch
-    result = dict(torch=torch.__version__, cuda=torch.version.cuda, smoke=args.smoke, minutes=args.minutes,
+    result = dict(date=time.strftime('%Y-%m-%d'), torch=torch.__version__, cuda=torch.version.cuda, smoke=args.smoke, minutes=args.minutes,
                   device=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu', parts=[], skipped=[])
     plan = [('optimizer', ''), ('mfu', 'batched muon')] + [('speedrun', r) for r in args.recipes.split(',')] + \
            [('mfu', 'adamw'), ('mfu', 'torch muon')]
@@ -223,57 +226,56 @@ def main():
         summary = {k: row[k] for k in ('bpb', 'tokens_per_s', 'mfu_pct', 'steps') if k in row}
         print(f"[{result['elapsed_s']:.0f} s] {part} {arg}: {'FAILED' if 'error' in row else summary}", flush=True)
         if 'error' in row: print(row['error'][-1500:], flush=True)
-    compose_report(result, out.with_suffix('.md'))  # bench/reports/ is written from the JSON here: --report
+    compose_report(result, out.parent)  # bench/reports/ is written from the JSON here: --report
 
 
-def compose_report(result: dict, path: Path = REPORT):
-    "The markdown report of one device run."
-    parts = result['parts']
-    by = lambda part: [r for r in parts if r['part'] == part and 'error' not in r]
-    lines = [f"# Speedrun at the medium size on {result['device']} ({time.strftime('%Y-%m-%d')})", '',
-             f"`python bench/gpu_speedrun.py` (torch {result['torch']}, CUDA {result['cuda']}). One device run of about "
-             "eight minutes: every figure below is one run, so no spread is given; see the CPU speedrun "
-             "(`speedrun.md`) for seeds and spread.", '']
+def report_parts(result: dict) -> list:
+    "The report's prose and tables, in reading order, from one device run's result."
+    by = lambda part: [r for r in result['parts'] if r['part'] == part and 'error' not in r]
+    parts = [f"`python bench/gpu_speedrun.py` on {result['device']} (torch {result['torch']}, CUDA {result['cuda']}). "
+             "One device run of about eight minutes: every figure below is one run, so no spread is given; see the "
+             "CPU speedrun (`speedrun.md`) for seeds and spread."]
     for r in by('optimizer'):
-        lines += [f"## One optimizer step on {r['preset']}'s parameters ({r['matrices']} block matrices)", '',
-                  '| optimizer | median ms | min – max ms |', '|---|---|---|']
-        lines += [f"| {k} | {v['median_ms']:.1f} | {v['min_ms']:.1f} – {v['max_ms']:.1f} |" for k, v in r['steps'].items()]
-        lines.append('')
+        parts += [f"## One optimizer step on {r['preset']}'s parameters ({r['matrices']} block matrices)",
+                  ('optimizer step', [{'optimizer': k, 'median ms': f"{v['median_ms']:.1f}",
+                                       'min – max ms': f"{v['min_ms']:.1f} – {v['max_ms']:.1f}"}
+                                      for k, v in r['steps'].items()])]
     if by('mfu'):
-        lines += ['## Training MFU (kollm\'s trainer, bf16, compiled, the plan\'s batch)', '',
-                  '| optimizer | tokens/step | micro-batch | tokens/s | MFU % | peak GiB |', '|---|---|---|---|---|---|']
-        for r in by('mfu'):
-            lines.append(f"| {r['optimizer']} | {r['tokens_per_step']:,} | {r['micro_batch']} | {r['tokens_per_s']:,.0f} | "
-                         f"{r['mfu_pct'] and round(r['mfu_pct'], 1)} | {r['peak_GiB'] and round(r['peak_GiB'], 1)} |")
-        lines.append('')
-    if by('speedrun'):
-        today = next((r['bpb'] for r in by('speedrun') if r['recipe'] == 'today'), None)
-        lines += [f"## Speedrun: medium from scratch, {result['minutes']:g} minutes of wall clock per recipe", '',
-                  '| recipe | optimizer | schedule | lr | bpb | vs today | steps | tokens | tokens/s | MFU % | final lr / min_lr |',
-                  '|---|---|---|---|---|---|---|---|---|---|---|']
-        for r in by('speedrun'):
-            lines.append(f"| {r['recipe']} | {r['optimizer']} | {r['schedule']} | {r['lr']:g} | {r['bpb']:.3f} | "
-                         f"{today and round(r['bpb'] / today, 3)} | {r['steps']} | {r['tokens'] / 1e6:.1f} M | "
-                         f"{r['tokens_per_s']:,.0f} | {r['mfu_pct'] and round(r['mfu_pct'], 1)} | "
-                         f"{r['last_lr'] / r['min_lr']:.1f} |")
-        lines.append('')
-    if by('speedrun') and path == REPORT:
-        plot(by('speedrun'), result['device'])
-        lines += ['![training loss against wall-clock seconds](../figures/gpu_speedrun.png)', '']
-    lines += [f'- {note}' for note in result.get('notes', [])] + ([''] if result.get('notes') else [])
-    failed = [r for r in parts if 'error' in r]
+        parts += ["## Training MFU (kollm's trainer, bf16, compiled, the plan's batch)",
+                  ('mfu', [{'optimizer': r['optimizer'], 'tokens/step': f"{r['tokens_per_step']:,}",
+                            'micro-batch': r['micro_batch'], 'tokens/s': f"{r['tokens_per_s']:,.0f}",
+                            'MFU %': r['mfu_pct'] and f"{r['mfu_pct']:.1f}",
+                            'peak GiB': r['peak_GiB'] and f"{r['peak_GiB']:.1f}"} for r in by('mfu')])]
+    if runs := by('speedrun'):
+        plan = next((r['bpb'] for r in runs if r['recipe'] == PLAN), None)
+        parts += [f"## Speedrun: medium from scratch, {result['minutes']:g} minutes of wall clock per recipe",
+                  ('speedrun', [{'recipe': r['recipe'], 'bpb': f"{r['bpb']:.3f}",
+                                 "vs the plan's recipe": plan and f"{r['bpb'] / plan:.3f}", 'steps': r['steps'],
+                                 'tokens': f"{r['tokens'] / 1e6:.1f} M", 'tokens/s': f"{r['tokens_per_s']:,.0f}",
+                                 'MFU %': r['mfu_pct'] and f"{r['mfu_pct']:.1f}",
+                                 'final lr / min_lr': f"{r['last_lr'] / r['min_lr']:.1f}"} for r in runs]),
+                  '![training loss against wall-clock seconds](../figures/gpu_speedrun.png)']
+    parts += ['\n'.join(f'- {note}' for note in result.get('notes', []))] if result.get('notes') else []
+    failed = [r for r in result['parts'] if 'error' in r]
     if failed or result['skipped']:
-        lines += ['## Not measured', '']
-        lines += [f"- {r['part']} {r['arg']}: failed: `{r['error'].strip().splitlines()[-1][:300]}`" for r in failed]
-        lines += [f'- {s}: skipped (the device time was spent)' for s in result['skipped']]
-        lines.append('')
-    write_report(path.stem, '\n'.join(lines), folder=path.parent)
-    print('\n'.join(lines))
+        parts += ['## Not measured', '\n'.join(
+            [f"- {r['part']} {r['arg']}: failed: `{r['error'].strip().splitlines()[-1][:300]}`" for r in failed] +
+            [f'- {s}: skipped (the device time was spent)' for s in result['skipped']])]
+    return parts
+
+
+def compose_report(result: dict, folder: Path = REPORTS):
+    "Write the report of one device run (its recipes under their current names) and, into bench/, its figure."
+    for r in result['parts']:
+        if 'recipe' in r: r['recipe'] = RENAMED.get(r['recipe'], r['recipe'])
+    if folder == REPORTS and any(r['part'] == 'speedrun' and 'error' not in r for r in result['parts']):
+        plot([r for r in result['parts'] if r['part'] == 'speedrun' and 'error' not in r], result['device'])
+    title = f"Speedrun at the medium size on {result['device']} ({result.get('date', 'undated')})"
+    print(f"wrote {write_report('gpu_speedrun', title, report_parts(result), result, folder)}")
 
 
 def plot(runs: list[dict], device: str):
     "Training loss (solid) and learning rate (dotted, right axis) against wall-clock seconds, one colour a recipe."
-    import koreanize_matplotlib  # noqa: F401  Hangul in the labels
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -283,10 +285,10 @@ def plot(runs: list[dict], device: str):
         seconds, loss, lr = zip(*r['curve'])
         line, = ax.plot(seconds, loss, label=f"{r['recipe']} ({r['bpb']:.3f} bpb)")
         lr_ax.plot(seconds, lr, ':', color=line.get_color())
-    ax.set_xlabel(f'벽시계 초 ({device}, 컴파일 포함)')
-    ax.set_ylabel('학습 손실')
-    lr_ax.set_ylabel('학습률 (점선)')
-    ax.set_title('medium, 같은 시간 예산: 레시피별 학습 손실')
+    ax.set_xlabel(f'wall-clock seconds ({device}, compilation included)')
+    ax.set_ylabel('training loss')
+    lr_ax.set_ylabel('learning rate (dotted)')
+    ax.set_title('medium, the same time budget: training loss by recipe')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc='lower left')
     fig.tight_layout()

@@ -6,7 +6,7 @@ Writes gpu_train.md and .json to $OUT (copy them to bench/reports/).
 
     python bench/gpu_train.py --tokens data/tokens --tokenizer models/tokenizer.model [--steps 30] [--smoke]
 """
-import argparse, json, os, time
+import argparse, json, os, sys, time
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +14,7 @@ import torch
 from kollm.plan import GiB, estimate_memory, model_flops_per_token
 from kollm.run import load_train_config
 from kollm.train import train
-from common import gpu_peak_flops, markdown_table, write_report
+from common import gpu_peak_flops, write_report
 
 
 def main():
@@ -60,7 +60,9 @@ def main():
         except Exception as e:
             rows.append(dict(run=name, error=f'{type(e).__name__}: {str(e)[:300]}'))
         print(json.dumps(rows[-1]), flush=True)
-        write_report('gpu_train', markdown_table(rows), rows, folder=out)  # after every run: a timeout keeps the rest
+        title = f"kollm's train() on {torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu'}"
+        write_report('gpu_train', title, [f"`python bench/gpu_train.py {' '.join(sys.argv[1:])}`", ('runs', rows)], rows,
+                     out)  # after every run: a timeout keeps the rest
     print(pd.DataFrame(rows).to_string(index=False))
 
 

@@ -3,18 +3,17 @@
 `linear_cross_entropy` holds `chunk × vocab_size` logits at once. This sweep is the measurement behind
 `loss_chunk_size` (chapter 04): one model per chunk size, all with the same weights and batch, timed in paired
 rounds as in `train_speed.py` (one step of each, the order rotating); each size's speed-up over 4,096 tokens (the GPU
-default) is the median of its per-round ratios, with the interquartile range.
+default) is the median of its per-round ratios, with their range (`common.spread`).
 
     python bench/loss_chunk.py                               # tiny fp32 and small bf16, compiled, ≈ 10 min on 2 cores
     python bench/loss_chunk.py --presets tiny --precisions bf16 --eager --chunks 4096 512
 """
-import argparse, statistics
+import argparse, statistics, sys
 
 import torch
 
 from kollm.model import KoLLM, KoLLMConfig
-from common import markdown_table, paired_ratio, seconds
-from train_speed import DTYPES, SHAPES, train_step
+from common import DTYPES, SHAPES, markdown_table, paired_ratio, rotating_rounds, seconds, train_step, write_report
 
 
 def sweep(preset: str, precision: str, chunks: list[int], rounds: int, compile_: bool) -> list[dict]:
@@ -29,9 +28,7 @@ def sweep(preset: str, precision: str, chunks: list[int], rounds: int, compile_:
         model.loss_chunk = chunk
         steps[chunk] = train_step(torch.compile(model) if compile_ else model, ids, precision, hf=False)[0]
     for step in steps.values(): step(); step()  # compilation, AdamW state, allocator caches
-    times = {chunk: [] for chunk in chunks}
-    for i in range(rounds):
-        for chunk in chunks[i % len(chunks):] + chunks[:i % len(chunks)]: times[chunk].append(seconds(steps[chunk]))
+    times = rotating_rounds(steps, rounds)
     rows = []
     for chunk in chunks:
         row = {'preset': preset, 'precision': precision, 'compiled': compile_, 'loss chunk': chunk,
@@ -57,14 +54,19 @@ def main():
     parser.add_argument('--rounds', type=int, default=6, help='timed rounds (one step per chunk size) after two warm-up steps')
     parser.add_argument('--eager', action='store_true', help='time eager models instead of torch.compile')
     args = parser.parse_args()
+    cost = {k: round(v, 1) for k, v in allocation_cost().items()}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; one 4,096-token chunk of tiny's logits:",
-          {k: round(v, 1) for k, v in allocation_cost().items()}, flush=True)
+          cost, flush=True)
     rows = []
     for preset in args.presets:
         for precision in args.precisions or [{'tiny': 'fp32', 'small': 'bf16'}[preset]]:
             rows += sweep(preset, precision, args.chunks, args.rounds, not args.eager)
             print(rows[-1], flush=True)
     print(markdown_table(rows))
+    intro = (f"`python bench/loss_chunk.py {' '.join(sys.argv[1:])}`: torch {torch.__version__}, "
+             f"{torch.get_num_threads()} threads, {args.rounds} paired rounds; speed-up over 4,096 tokens as the median "
+             f"of the per-round ratios (range). One 4,096-token chunk of tiny's logits: {cost}.")
+    print(f"wrote {write_report('loss_chunk', 'Training step time against the loss chunk size (CPU)', [intro, ('sweep', rows)], rows)}")
 
 
 if __name__ == '__main__':

@@ -16,8 +16,13 @@ from kollm.model import KoLLM, KoLLMConfig
 from kollm.serve import ChatServer
 from kollm.sft import reply
 from kollm.tokens import load_tokenizer, train_tokenizer
+from common import spread, write_report
 
 ASK = [dict(role='user', content='대한민국의 주권은 누구에게 있나요?')]
+
+SIDES = {'generate': "kollm_generate's streaming (in process)",
+         'thread': 'the same, in a worker thread (as the server runs it)',
+         'serve': 'kollm_serve, server-sent events over HTTP'}
 
 
 def in_process(model, sp, n):
@@ -55,11 +60,11 @@ def over_http(url, n):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument('--preset', default='tiny')
-    p.add_argument('--tokens', type=int, default=128)
-    p.add_argument('--rounds', type=int, default=7)
-    p.add_argument('--seed', type=int, default=0)
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('--preset', default='tiny', help='model preset (random weights)')
+    p.add_argument('--tokens', type=int, default=128, help='tokens a reply')
+    p.add_argument('--rounds', type=int, default=7, help='paired rounds, the order rotating')
+    p.add_argument('--seed', type=int, default=0, help='initial weights')
     args = p.parse_args()
     work = Path(tempfile.mkdtemp())
     sp = load_tokenizer(train_tokenizer(embedded_corpus(), work / 'tok.model', vocab_size=2000, progress=False))
@@ -82,25 +87,18 @@ def main():
     ratios = [r['serve'][1] / r['thread'][1] for r in rows]
     main_ratios = [r['serve'][1] / r['generate'][1] for r in rows]
     med = lambda side, k: statistics.median(r[side][k] for r in rows)
-    report = [f"# kollm_serve against kollm_generate\n",
-              f"`python bench/serve.py --preset {args.preset} --tokens {args.tokens} --rounds {args.rounds}` on "
-              f"{time.strftime('%Y-%m-%d')}, CPU ({torch.get_num_threads()} threads), {args.preset} model "
-              f"({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, random weights), "
-              f"greedy, {args.tokens} tokens a reply, batch 1, {args.rounds} paired rounds.\n",
-              "| | first token, ms (median) | tokens/s (median) |", "|---|---|---|",
-              f"| kollm_generate's streaming (in process) | {med('generate', 0) * 1e3:.1f} | {med('generate', 1):.1f} |",
-              f"| the same, in a worker thread (as the server runs it) | {med('thread', 0) * 1e3:.1f} | "
-              f"{med('thread', 1):.1f} |",
-              f"| kollm_serve, server-sent events over HTTP | {med('serve', 0) * 1e3:.1f} | {med('serve', 1):.1f} |",
-              f"\nserve / generator in a worker thread, tokens/s per round: median {statistics.median(ratios):.3f} "
-              f"(range {min(ratios):.3f}–{max(ratios):.3f}); the goal is ≥ 0.9. Against the generator in the main "
-              f"thread, as kollm_generate runs: median {statistics.median(main_ratios):.3f} "
-              f"(range {min(main_ratios):.3f}–{max(main_ratios):.3f}). On a CPU the main thread runs torch's "
-              "intra-op (OpenMP) threads while a worker thread here computed alone; on a shared, loaded machine "
-              "that made the main thread the slower one, so the worker-thread row is the like-for-like baseline.\n"]
-    out = Path(__file__).parent / 'reports' / 'serve.md'
-    out.write_text('\n'.join(report), encoding='utf-8')
-    print('\n'.join(report))
+    table = [{'': what, 'first token, ms (median)': f"{med(side, 0) * 1e3:.1f}",
+              'tokens/s (median)': f"{med(side, 1):.1f}"} for side, what in SIDES.items()]
+    parts = [f"`python bench/serve.py --preset {args.preset} --tokens {args.tokens} --rounds {args.rounds}` on "
+             f"{time.strftime('%Y-%m-%d')}, CPU ({torch.get_num_threads()} threads), {args.preset} model "
+             f"({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, random weights), "
+             f"greedy, {args.tokens} tokens a reply, batch 1, {args.rounds} paired rounds.", ('streaming', table),
+             f"serve / generator in a worker thread, tokens/s per round: {spread(ratios)}; the goal is ≥ 0.9. "
+             f"Against the generator in the main thread, as kollm_generate runs: {spread(main_ratios)}. "
+             "On a CPU the main thread runs torch's intra-op (OpenMP) threads while a worker thread here computed "
+             "alone; on a shared, loaded machine that made the main thread the slower one, so the worker-thread row "
+             "is the like-for-like baseline."]
+    print(f"wrote {write_report('serve', 'kollm_serve against kollm_generate', parts, rows)}")
 
-
-if __name__ == '__main__': main()
+if __name__ == '__main__':
+    main()

@@ -1,68 +1,78 @@
 """Speedrun: the validation bits per byte a fixed CPU budget buys, per training recipe, all in the same run.
 
-Every recipe trains the `tiny` model from scratch on the shared Korean corpus (`../shared/data/korean`, 7 genres)
+Every recipe trains the `tiny` model from scratch on the project's Korean corpus (`--corpus`, 7 genres)
 for the same wall-clock budget, in its own process (the same threads, nothing shared but the data), and is then
 scored on one fixed validation text (the `valid.txt` split, every token scored once by `evaluate_text`): bits per
 byte do not depend on the tokenizer, so a 32k and an 8k vocabulary are compared on the same bytes.
 
-Recipes are named for what they train: `old cpu_tiny` is cpu_tiny as it shipped before issue 15 (the 32k tokenizer
-`kollm_tokenizer` makes by default, AdamW at 1e-3 after 100 warmup steps, a cosine over 2,000 steps stopped by the
-clock mid-schedule: not the plan's recipe, which is AdamW at 2e-4 after 4,000 warmup steps); `candidate` is every
-ingredient at once (8k vocabulary, Muon, WSD fitted to the budget, lr 2e-3, compile); `cpu_tiny` is what the
-cpu_tiny config ships now; the others change one ingredient of `old cpu_tiny` at a time (reports written before
-the renaming call these `today` and `default`). Runs go in rounds (every recipe once per seed, the order
+Recipes are named for what they train. `AdamW + 2k-step cosine (32k)` is what cpu_tiny shipped before this
+benchmark: the 32k tokenizer `kollm_tokenizer` makes by default, AdamW at 1e-3 after 100 warmup steps, a cosine over
+2,000 steps stopped by the clock mid-schedule (not the plan's recipe, which is AdamW at 2e-4 after 4,000 warmup
+steps); `Muon + WSD 2e-3 (8k) compiled` is every ingredient at once; `cpu_tiny config` is what the cpu_tiny config
+ships now (the same ingredients); the others change one ingredient of the first at a time, or leave one out of the
+second. Runs go in rounds (every recipe once per seed, the order
 rotating), so slow and fast windows of this shared machine fall on every recipe alike; the spread over seeds
 (median and range) is reported. Writes `bench/reports/speedrun.md`, `bench/reports/speedrun.json` and
 `bench/figures/speedrun.png`.
 
     python bench/speedrun.py                             # 5-minute budgets: every recipe, 2 seeds (≈ 75 min)
-    python bench/speedrun.py --budgets 1,2,5 --recipes 'old cpu_tiny,cpu_tiny'
-    python bench/speedrun.py --budgets 30 --recipes 'old cpu_tiny,cpu_tiny' --seeds 1
+    python bench/speedrun.py --budgets 1,2,5 --recipes 'AdamW + 2k-step cosine (32k),cpu_tiny config'
+    python bench/speedrun.py --budgets 30 --recipes 'AdamW + 2k-step cosine (32k),cpu_tiny config' --seeds 1
+    python bench/speedrun.py --report    # the report and figure again from bench/reports/speedrun.json
 """
-import argparse, json, math, os, subprocess, sys, time
+import argparse, json, math, os, re, statistics, subprocess, sys, time
 from pathlib import Path
 
-from common import spread, write_report
+from common import REPORTS, spread, write_report
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / 'shared' / 'data' / 'korean'
+CORPUS = ROOT.parent / 'shared' / 'data' / 'korean'  # the default of --corpus
 CACHE = ROOT / 'bench' / '.cache' / 'speedrun'  # prepared text, tokenizers and shards (git-ignored)
-REPORT, FIGURE = ROOT / 'bench' / 'reports' / 'speedrun.md', ROOT / 'bench' / 'figures' / 'speedrun.png'
+FIGURE = ROOT / 'bench' / 'figures' / 'speedrun.png'
+NOT_A_WORD = r'\W+'  # run folders are named by recipe, without spaces or signs
 
-# one ingredient at a time on top of `old cpu_tiny`; `cpu_tiny` is whatever kollm ships in cpu_tiny now
+BASE, ALL = 'AdamW + 2k-step cosine (32k)', 'Muon + WSD 2e-3 (8k) compiled'
+ALL_OVERRIDES = ['schedule=wsd', 'optimizer=muon', 'lr=2e-3', 'min_lr=2e-4', 'warmup_steps=50', 'compile=true']
+# one ingredient at a time on top of BASE (cpu_tiny as it shipped before, `BEFORE`); ALL, every ingredient at once
 RECIPES = {
-    'old cpu_tiny': dict(vocab=32000, config='today', overrides=[], clock='pause'),
-    'fitted cosine': dict(vocab=32000, config='today', overrides=[], clock='budget'),
-    'wsd': dict(vocab=32000, config='today', overrides=['schedule=wsd'], clock='budget'),
-    'muon': dict(vocab=32000, config='today', overrides=['optimizer=muon'], clock='pause'),
-    'vocab 8k': dict(vocab=8000, config='today', overrides=[], clock='pause'),
-    'compile': dict(vocab=32000, config='today', overrides=['compile=true'], clock='pause'),
-    'candidate': dict(vocab=8000, config='today', clock='budget', overrides=[
-        'schedule=wsd', 'optimizer=muon', 'lr=2e-3', 'min_lr=2e-4', 'warmup_steps=50', 'compile=true']),
-    'cpu_tiny': dict(vocab=8000, config='cpu_tiny', overrides=[], clock='budget'),
+    BASE: dict(vocab=32000, config='before', overrides=[], clock='pause'),
+    'AdamW + fitted cosine (32k)': dict(vocab=32000, config='before', overrides=[], clock='budget'),
+    'AdamW + WSD (32k)': dict(vocab=32000, config='before', overrides=['schedule=wsd'], clock='budget'),
+    'Muon + 2k-step cosine (32k)': dict(vocab=32000, config='before', overrides=['optimizer=muon'], clock='pause'),
+    'AdamW + 2k-step cosine (8k)': dict(vocab=8000, config='before', overrides=[], clock='pause'),
+    'AdamW + 2k-step cosine (32k) compiled': dict(vocab=32000, config='before', overrides=['compile=true'],
+                                                  clock='pause'),
+    ALL: dict(vocab=8000, config='before', clock='budget', overrides=ALL_OVERRIDES),
+    'cpu_tiny config': dict(vocab=8000, config='cpu_tiny', overrides=[], clock='budget'),
 }
-RENAMED = {'today': 'old cpu_tiny', 'default': 'cpu_tiny'}  # the names in reports written before
+# leave one ingredient out of ALL: what each is worth in the company of the others
+for name, drop, vocab in (('Muon + WSD 2e-3 (8k)', 'compile=true', 8000),
+                          ('AdamW + WSD 2e-3 (8k) compiled', 'optimizer=muon', 8000),
+                          ('Muon + fitted cosine 2e-3 (8k) compiled', 'schedule=wsd', 8000),
+                          ('Muon + WSD 2e-3 (32k) compiled', None, 32000)):
+    RECIPES[name] = dict(vocab=vocab, config='before', clock='budget', overrides=[o for o in ALL_OVERRIDES if o != drop])
+RENAMED = {  # the names in rows written before
+    'today': BASE, 'old cpu_tiny': BASE, 'fitted cosine': 'AdamW + fitted cosine (32k)', 'wsd': 'AdamW + WSD (32k)',
+    'muon': 'Muon + 2k-step cosine (32k)', 'vocab 8k': 'AdamW + 2k-step cosine (8k)',
+    'compile': 'AdamW + 2k-step cosine (32k) compiled', 'candidate': ALL, 'default': 'cpu_tiny config',
+    'cpu_tiny': 'cpu_tiny config', 'candidate -compile': 'Muon + WSD 2e-3 (8k)',
+    'candidate -muon': 'AdamW + WSD 2e-3 (8k) compiled', 'candidate -wsd': 'Muon + fitted cosine 2e-3 (8k) compiled',
+    'candidate -8k': 'Muon + WSD 2e-3 (32k) compiled'}
 
-# leave one ingredient out of `candidate`: what each is worth in the company of the others
-_CANDIDATE = RECIPES['candidate']['overrides']
-for name, drop, vocab in (('candidate -compile', 'compile=true', 8000), ('candidate -muon', 'optimizer=muon', 8000),
-                          ('candidate -wsd', 'schedule=wsd', 8000), ('candidate -8k', None, 32000)):
-    RECIPES[name] = dict(vocab=vocab, config='today', clock='budget', overrides=[o for o in _CANDIDATE if o != drop])
-
-# cpu_tiny as it shipped before issue 15 (kollm/configs/training_cpu_tiny.yaml at c943014)
-TODAY = dict(seq_len=256, batch_size=16, grad_accum=1, max_steps=2000, lr=1e-3, min_lr=1e-4, warmup_steps=100,
+# cpu_tiny as it shipped before this benchmark (kollm/configs/training_cpu_tiny.yaml at c943014)
+BEFORE = dict(seq_len=256, batch_size=16, grad_accum=1, max_steps=2000, lr=1e-3, min_lr=1e-4, warmup_steps=100,
              weight_decay=0.1, grad_clip=1.0, device='cpu', precision='auto', save_steps=250, eval_steps=250,
              eval_batches=20, log_steps=10, schedule='cosine', optimizer='adamw', compile=False)
 
 
-def prepare_data(log=print) -> Path:
+def prepare_data(corpus: Path = CORPUS, log=print) -> Path:
     "Clean text, a 32k and an 8k tokenizer, and token shards for each, made once and cached."
     from kollm.data import prepare
     from kollm.tokens import train_tokenizer, tokenize_text
     text = CACHE / 'text'
     if not (text / 'valid.txt').exists():
-        log(f'preparing {CORPUS} …')
-        prepare(sorted(CORPUS.glob('*.txt')), text, valid_fraction=0.01, progress=False)
+        log(f'preparing {corpus} …')
+        prepare(sorted(corpus.glob('*.txt')), text, valid_fraction=0.01, progress=False)
     for vocab in (32000, 8000):
         tok, tokens = CACHE / f'tok{vocab}.model', CACHE / f'tokens{vocab}'
         if not tok.exists():
@@ -82,9 +92,9 @@ def run_one(recipe: str, minutes: float, seed: int, out: Path) -> dict:
     from kollm.runtime import pick_precision
     from kollm.eval import evaluate_text, inference_tokenizer
     r = RECIPES[recipe]
-    budgeted = r['clock'] == 'budget'  # today's 2,000 steps stay a limit only where the clock pauses the run
-    today = {k: v for k, v in TODAY.items() if not (budgeted and k == 'max_steps')} if r['config'] == 'today' else {}
-    base = [f'{k}={v}' for k, v in today.items()]
+    budgeted = r['clock'] == 'budget'  # BEFORE's 2,000 steps stay a limit only where the clock pauses the run
+    before = {k: v for k, v in BEFORE.items() if not (budgeted and k == 'max_steps')} if r['config'] == 'before' else {}
+    base = [f'{k}={v}' for k, v in before.items()]
     vocab = r['vocab']
     overrides = base + r['overrides'] + [f"tokens_dir={CACHE / f'tokens{vocab}'}",
                                          f"tokenizer={CACHE / f'tok{vocab}.model'}", f'out_dir={out}', f'seed={seed}']
@@ -113,40 +123,52 @@ def used_minutes(runs: list[dict]) -> float:
     return sum(r['seconds'] for r in runs) / len(runs) / 60
 
 
-def compose_report(rows: list[dict], args):
-    import statistics
+def budget_table(rows: list[dict], minutes: float) -> list[dict]:
+    "One budget's recipes: bpb and its ratio to BASE's run of the same seed, each as `spread` over seeds."
+    base = {r['seed']: r['bpb'] for r in rows if r['recipe'] == BASE and r['minutes'] == minutes}
+    table = []
+    for k in RECIPES:
+        mine = [r for r in rows if r['recipe'] == k and r['minutes'] == minutes]
+        if not mine: continue
+        ratios = [r['bpb'] / base[r['seed']] for r in mine if r['seed'] in base]
+        table.append({'recipe': k, 'bpb': spread([r['bpb'] for r in mine]),
+                      f'vs {BASE} (paired)': spread(ratios) if ratios else '–',
+                      'CPU minutes used': f'{used_minutes(mine):.1f}', 'seeds': len(mine),
+                      'steps': f"{statistics.mean(r['steps'] for r in mine):.0f}",
+                      'tokens': f"{statistics.mean(r['tokens'] for r in mine) / 1e6:.2f} M",
+                      'final lr / min_lr': f"{statistics.mean(r['last_lr'] / r['min_lr'] for r in mine):.1f}"})
+    return table
+
+
+def compose_report(rows: list[dict], command: str, valid_bytes: int, date: str | None = None, notes=()):
+    "Write the report, its .json (the tables and every run) and the figure."
     budgets = sorted({r['minutes'] for r in rows})
-    recipes = [k for k in RECIPES if any(r['recipe'] == k for r in rows)]
-    lines = [f"# Speedrun: validation bits per byte at a fixed CPU budget ({time.strftime('%Y-%m-%d')})", '',
-             f"Rows from `python bench/speedrun.py` runs ({'the last: ' if args.keep else ''}"
-             f"`{' '.join(sys.argv[1:])}`; `--keep` adds to earlier rows) on {os.cpu_count()} cores, "
-             f"torch threads {rows[0]['threads']}. tiny model (4 layers × 256), the shared Korean corpus; "
-             f"bpb on `valid.txt` ({args.valid_bytes / 1e6:.2f} MB, 7 genres), every token scored once. "
-             "Median and range (min–max) over seeds; the ratio column pairs each run with `old cpu_tiny`'s run of the same "
-             "seed and budget (lower is better). A run may end before its budget: `old cpu_tiny` at the end of its 2,000-step "
-             "cosine, and runs made before `budget_overrides` at cpu_tiny's 2,000 steps; 'CPU minutes used' says when.",
-             '']
-    for minutes in budgets:
-        lines += [f'## {minutes:g} minutes', '', '| recipe | bpb | vs old cpu_tiny (paired) | CPU minutes used | steps | tokens '
-                  '| final lr / min_lr |', '|---|---|---|---|---|---|---|']
-        for k in recipes:
-            mine = [r for r in rows if r['recipe'] == k and r['minutes'] == minutes]
-            if not mine: continue
-            today = {r['seed']: r['bpb'] for r in rows if r['recipe'] == 'old cpu_tiny' and r['minutes'] == minutes}
-            ratios = [r['bpb'] / today[r['seed']] for r in mine if r['seed'] in today]
-            lines.append(f"| {k} | {spread([r['bpb'] for r in mine])} | "
-                         f"{spread(ratios) if ratios else '–'} | {used_minutes(mine):.1f} | "
-                         f"{statistics.mean(r['steps'] for r in mine):.0f} | "
-                         f"{statistics.mean(r['tokens'] for r in mine) / 1e6:.2f} M | "
-                         f"{statistics.mean(r['last_lr'] / r['min_lr'] for r in mine):.1f} |")
-        lines.append('')
-    write_report('speedrun', '\n'.join(lines), rows)
-    print('\n'.join(lines))
-    plot(rows, recipes, budgets)
+    parts = [f"Rows from `python bench/speedrun.py` runs (the last: `{command}`; `--keep` adds to earlier rows) on "
+             f"2 CPU threads. tiny model (4 layers × 256), the project's Korean corpus; bpb on `valid.txt` "
+             f"({valid_bytes / 1e6:.2f} MB, 7 genres), every token scored once. Median and range (min–max) over "
+             f"seeds; the ratio column pairs each run with `{BASE}`'s run of the same seed and budget (lower is "
+             f"better). A run may end before its budget: `{BASE}` at the end of its 2,000-step cosine, and runs made "
+             "before `budget_overrides` at cpu_tiny's 2,000 steps; 'CPU minutes used' says when.",
+             '![validation bits per byte against CPU minutes, by recipe](../figures/speedrun.png)']
+    for minutes in budgets: parts += [f'## {minutes:g} minutes', (f'{minutes:g} minutes', budget_table(rows, minutes))]
+    parts += ['## Notes', '\n\n'.join(notes)] if notes else []
+    date = date or time.strftime('%Y-%m-%d')
+    data = dict(date=date, command=command, valid_bytes=valid_bytes, notes=list(notes), runs=rows)
+    title = f'Speedrun: validation bits per byte at a fixed CPU budget ({date})'
+    print(f"wrote {write_report('speedrun', title, parts, data)}")
+    plot(rows, [k for k in RECIPES if any(r['recipe'] == k for r in rows)], budgets)
+
+
+def stored_runs() -> tuple[list[dict], str, int, str, list[str]]:
+    "The runs of the last report (their recipes under their current names), its last command, validation bytes, date, notes."
+    path = REPORTS / 'speedrun.json'
+    if not path.exists(): return [], '', 0, None, []
+    data = json.loads(path.read_text())['data']
+    for r in data['runs']: r['recipe'] = RENAMED.get(r['recipe'], r['recipe'])
+    return data['runs'], data['command'], data['valid_bytes'], data['date'], data.get('notes', [])
 
 
 def plot(rows, recipes, budgets):
-    import koreanize_matplotlib  # noqa: F401  Hangul in the labels
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -155,13 +177,13 @@ def plot(rows, recipes, budgets):
         groups = [[r for r in rows if r['recipe'] == k and r['minutes'] == m] for m in budgets]
         pts = [(used_minutes(g), [r['bpb'] for r in g]) for g in groups if g]  # at the minutes the runs took
         ms, means = [m for m, _ in pts], [sum(b) / len(b) for _, b in pts]
-        line, = ax.plot(ms, means, 'o-' if len(ms) > 1 else 'o', label=k, lw=2.5 if k in ('old cpu_tiny', 'cpu_tiny') else 1)
+        line, = ax.plot(ms, means, 'o-' if len(ms) > 1 else 'o', label=k, lw=2.5 if k in (BASE, 'cpu_tiny config') else 1)
         for m, b in pts: ax.vlines(m, min(b), max(b), color=line.get_color(), alpha=0.5)
     ax.set_xscale('log')
     ax.set_xticks(budgets, [f'{m:g}' for m in budgets])
-    ax.set_xlabel('학습에 쓴 시간 (CPU 분, 2코어)')
-    ax.set_ylabel('검증 bits per byte')
-    ax.set_title('같은 시간에 어떤 레시피가 더 좋은 모델을 만드나')
+    ax.set_xlabel('training time (CPU minutes, 2 cores)')
+    ax.set_ylabel('validation bits per byte')
+    ax.set_title('Which recipe trains the better model in the same time')
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -176,25 +198,27 @@ def main():
     p.add_argument('--seeds', type=int, default=2, help='runs per recipe and budget, seeds first_seed, first_seed + 1, …')
     p.add_argument('--first_seed', type=int, default=0, help='the first seed (to add seeds to a report with --keep)')
     p.add_argument('--keep', action='store_true', help='add to the rows of the last report instead of replacing them')
+    p.add_argument('--report', action='store_true', help='only write the report and figure again from its .json')
+    p.add_argument('--corpus', default=str(CORPUS), help='folder of Korean .txt files (cached once prepared)')
     p.add_argument('--one', help=argparse.SUPPRESS)  # internal: RECIPE,MINUTES,SEED,OUT in a fresh process
     args = p.parse_args()
     if args.one:
         recipe, minutes, seed, out = args.one.split(',')
         print(json.dumps(run_one(recipe, float(minutes), int(seed), Path(out))))
         return
-    text = prepare_data()
-    args.valid_bytes = (text / 'valid.txt').stat().st_size
+    if args.report: return compose_report(*stored_runs())
+    text = prepare_data(Path(args.corpus))
+    valid_bytes, command = (text / 'valid.txt').stat().st_size, ' '.join(sys.argv[1:])
     recipes = args.recipes.split(',')
     unknown = set(recipes) - set(RECIPES)
     if unknown: p.error(f'unknown recipes {sorted(unknown)}; known: {", ".join(RECIPES)}')
-    rows = json.loads(REPORT.with_suffix('.json').read_text()) if args.keep and REPORT.with_suffix('.json').exists() else []
-    for r in rows: r['recipe'] = RENAMED.get(r['recipe'], r['recipe'])
+    rows = stored_runs()[0] if args.keep else []
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     runs = [(float(m), s, k) for m in args.budgets.split(',') for s in seeds for k in recipes]
     for i, (minutes, seed, _) in enumerate(runs):
         group = [k for m, s, k in runs if m == minutes and s == seed]
         recipe = group[(group.index(runs[i][2]) + seed) % len(group)]  # the order rotates with the seed
-        out = CACHE / 'runs' / f"{recipe.replace(' ', '_')}-{minutes:g}-{seed}"
+        out = CACHE / 'runs' / f"{re.sub(NOT_A_WORD, '_', recipe)}-{minutes:g}-{seed}"
         subprocess.run(['rm', '-rf', str(out)], check=True)
         env = {**os.environ, 'TORCHINDUCTOR_COMPILE_THREADS': '1'}  # compiling is work of the run: in its process
         done = subprocess.run([sys.executable, __file__, '--one', f'{recipe},{minutes},{seed},{out}'],
@@ -204,9 +228,9 @@ def main():
             continue
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"[{i + 1}/{len(runs)}] {recipe:14s} {minutes:g} min seed {seed}: {row['bpb']:.4f} bpb, "
+        print(f"[{i + 1}/{len(runs)}] {recipe:40s} {minutes:g} min seed {seed}: {row['bpb']:.4f} bpb, "
               f"{row['steps']} steps, final lr {row['last_lr']:.2e}", flush=True)
-        compose_report(rows, args)
+        compose_report(rows, command, valid_bytes, notes=stored_runs()[4] if args.keep else ())
 
 
 if __name__ == '__main__':

@@ -3,7 +3,7 @@
 Same config, batch, precision and AdamW step for both models. The machine is shared and its load drifts (single
 steps of the same model vary by up to 2× here), so the models run in rounds: one step each, in an order that
 rotates every round, and each round gives a paired ratio (transformers' step time ÷ kollm's) measured under the
-same load. The number to read is the median of those paired ratios, with their interquartile range beside it.
+same load. The number to read is the median of those paired ratios, with their range (`common.spread`) beside it.
 Peak memory is live tensor bytes measured by `kollm.train.peak_memory` (PyTorch's MemTracker), the same tool that
 validates `estimate_memory`; MFU divides `model_flops_per_token` by this CPU's measured `torch.mm` peak.
 
@@ -11,17 +11,14 @@ validates `estimate_memory`; MFU divides `model_flops_per_token` by this CPU's m
     python bench/train_speed.py --compile        # also kollm under torch.compile (`--steps 15`: 30 min on 2 cores)
     python bench/train_speed.py --presets tiny --steps 10 --no-memory
 """
-import argparse, statistics, time
+import argparse, statistics, sys
 
 import torch
 from transformers.utils import logging as hf_logging
 
 from kollm.model import KoLLM, KoLLMConfig, to_hf
 from kollm.plan import estimate_memory, model_flops_per_token, peak_memory
-from common import markdown_table, paired_ratio, seconds
-
-SHAPES = {'tiny': (16, 256), 'small': (8, 512)}  # preset: (micro-batch, seq_len), the issue's benchmark shapes
-DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16}
+from common import DTYPES, SHAPES, markdown_table, paired_ratio, rotating_rounds, seconds, train_step, write_report
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
@@ -32,17 +29,6 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 5) -> float:
     return 2 * n ** 3 / best
 
 
-
-def train_step(model, ids: torch.Tensor, precision: str, hf: bool):
-    "A closure running one training step (forward under autocast, backward, AdamW, grads to None) and its optimizer."
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    def step():
-        with torch.autocast('cpu', dtype=torch.bfloat16, enabled=precision == 'bf16'):
-            loss = model(input_ids=ids, labels=ids).loss if hf else model(ids, ids)[1]
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    return step, opt
 
 
 def bench_preset(preset: str, precision: str, steps: int, compile_: bool, memory: bool, peaks: dict) -> dict:
@@ -59,10 +45,7 @@ def bench_preset(preset: str, precision: str, steps: int, compile_: bool, memory
     warmup = {}
     for name, (step, _) in steps_by_name.items(): warmup[name] = seconds(step)  # AdamW state; compilation
     for step, _ in steps_by_name.values(): step()  # a second untimed step: allocator caches settle
-    times = {name: [] for name in runs}
-    names = list(runs)
-    for i in range(steps):  # one round: a step of each model, the order rotated so none always follows another
-        for name in names[i % len(names):] + names[:i % len(names)]: times[name].append(seconds(steps_by_name[name][0]))
+    times = rotating_rounds({name: step for name, (step, _) in steps_by_name.items()}, steps)
     tokens, fpt = micro_batch * seq_len, model_flops_per_token(cfg, seq_len)
     row = {'preset': preset, 'batch': f'{micro_batch}×{seq_len}', 'precision': precision, 'rounds': steps}
     for name in runs:
@@ -98,6 +81,11 @@ def main():
             rows.append(bench_preset(preset, precision, args.steps, args.compile, not args.no_memory, peaks))
             print(rows[-1], flush=True)
     print(markdown_table(rows))
+    intro = (f"`python bench/train_speed.py {' '.join(sys.argv[1:])}`: torch {torch.__version__}, "
+             f"{torch.get_num_threads()} threads, `torch.mm` peak "
+             + ', '.join(f'{p} {v / 1e9:.0f} GFLOP/s' for p, v in peaks.items())
+             + f"; {args.steps} paired rounds, ratios as the median of the per-round ratios (range).")
+    print(f"wrote {write_report('train_speed', 'Training throughput: kollm against transformers (CPU)', [intro, ('speed', rows)], rows)}")
 
 
 if __name__ == '__main__':

@@ -93,6 +93,7 @@ def _write_atomically(out, write, overwrite: bool, source=None) -> Path:
         (tmp / EXPORT_MANIFEST).write_text(manifest, encoding='utf-8')
     return out
 
+# %% ../nbs/08_export.ipynb #12df41e1
 def generation_defaults() -> dict:
     "kollm's sampling for text (`SAMPLING`: temperature, top-k, top-p, repetition penalty) as HF generation config."
     return dict(do_sample=True, **SAMPLING)
@@ -221,6 +222,34 @@ def check_gguf_file(path, overwrite: bool = False) -> Path:
     if not overwrite: raise UserError(f"{path} exists: pass overwrite=True (--overwrite) to replace it")
     return path
 
+def _add_gguf_header(writer, cfg, sp, dtype: str):
+    "The metadata llama.cpp builds its graph from, and the tokenizer as its three lists."
+    import gguf
+    writer.add_context_length(cfg.max_seq_length)
+    writer.add_embedding_length(cfg.hidden_size)
+    writer.add_block_count(cfg.num_layers)
+    writer.add_feed_forward_length(cfg.intermediate_size)
+    writer.add_head_count(cfg.num_heads)
+    writer.add_head_count_kv(cfg.num_kv_heads)
+    writer.add_rope_dimension_count(cfg.head_dim)
+    writer.add_rope_freq_base(cfg.rope_theta)
+    writer.add_layer_norm_rms_eps(cfg.norm_eps)
+    writer.add_vocab_size(cfg.vocab_size)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == 'fp32' else gguf.LlamaFileType.MOSTLY_F16)
+    writer.add_tokenizer_model('llama')
+    writer.add_token_list([sp.id_to_piece(i) if i < sp.vocab_size() else f'[PAD{i}]'
+                           for i in range(cfg.vocab_size)])
+    writer.add_token_scores([sp.get_score(i) if i < sp.vocab_size() else -1e4 for i in range(cfg.vocab_size)])
+    writer.add_token_types([_token_type(sp, i) for i in range(cfg.vocab_size)])
+    writer.add_bos_token_id(sp.bos_id())
+    writer.add_eos_token_id(sp.eos_id())
+    writer.add_unk_token_id(sp.unk_id())
+    writer.add_pad_token_id(sp.pad_id())
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(False)
+    if has_chat_pieces(sp): writer.add_chat_template(chat_template())  # chapter 12's format
+
+# %% ../nbs/08_export.ipynb #872995e0
 def export_gguf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors + config.yaml)
                 path, # the .gguf file to write
                 tokenizer=None, # SentencePiece model file (default: the checkpoint's run tokenizer; needed for a model)
@@ -237,29 +266,7 @@ def export_gguf(source, # a `KoLLM`, or a checkpoint folder (model.safetensors +
     with atomic_path(path) as tmp:
         writer = gguf.GGUFWriter(tmp, gguf.MODEL_ARCH_NAMES[gguf.MODEL_ARCH.LLAMA])
         writer.add_name(path.stem)
-        writer.add_context_length(cfg.max_seq_length)
-        writer.add_embedding_length(cfg.hidden_size)
-        writer.add_block_count(cfg.num_layers)
-        writer.add_feed_forward_length(cfg.intermediate_size)
-        writer.add_head_count(cfg.num_heads)
-        writer.add_head_count_kv(cfg.num_kv_heads)
-        writer.add_rope_dimension_count(cfg.head_dim)
-        writer.add_rope_freq_base(cfg.rope_theta)
-        writer.add_layer_norm_rms_eps(cfg.norm_eps)
-        writer.add_vocab_size(cfg.vocab_size)
-        writer.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == 'fp32' else gguf.LlamaFileType.MOSTLY_F16)
-        writer.add_tokenizer_model('llama')
-        writer.add_token_list([sp.id_to_piece(i) if i < sp.vocab_size() else f'[PAD{i}]'
-                               for i in range(cfg.vocab_size)])
-        writer.add_token_scores([sp.get_score(i) if i < sp.vocab_size() else -1e4 for i in range(cfg.vocab_size)])
-        writer.add_token_types([_token_type(sp, i) for i in range(cfg.vocab_size)])
-        writer.add_bos_token_id(sp.bos_id())
-        writer.add_eos_token_id(sp.eos_id())
-        writer.add_unk_token_id(sp.unk_id())
-        writer.add_pad_token_id(sp.pad_id())
-        writer.add_add_bos_token(True)
-        writer.add_add_eos_token(False)
-        if has_chat_pieces(sp): writer.add_chat_template(chat_template())  # chapter 12's format
+        _add_gguf_header(writer, cfg, sp, dtype)
         names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, cfg.num_layers)
         for name, weight in model.state_dict().items():
             if cfg.tie_embeddings and name == 'lm_head.weight': continue  # llama.cpp reuses token_embd

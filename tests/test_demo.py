@@ -1,4 +1,4 @@
-"""`kollm_demo` never removes or overwrites what it did not write (issue 26, row 1); one demo writes a folder at a time.
+"""`kollm_demo` never removes or overwrites what it did not write; one demo writes a folder at a time.
 
 Each refusal happens before any step runs, so these tests take seconds.
 """
