@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from kollm.model import KoLLM, KoLLMConfig, to_hf, quantize_int8, decode_bytes_per_token
+from kollm.model import KoLLM, KoLLMConfig, to_hf
+from kollm.decode_fast import decode_bytes_per_token, quantize_int8
+import kollm.generate  # adds KoLLM.generate
 
 FIGURES = Path(__file__).parent / 'figures'
 M4_MAX_BANDWIDTH = 410e9  # bytes/s, Apple's figure for the M4 Max
@@ -68,7 +70,7 @@ def kollm_generate(model, ids, new_tokens):
 
 
 def kollm_generate_compiled(model, ids, new_tokens):
-    "`generate(compile=True)`: eager prefill, then one compiled fixed-shape step (`kollm.model.compile_decoding`)."
+    "`generate(compile=True)`: eager prefill, then one compiled fixed-shape step (`kollm.decode_fast.compile_decoding`)."
     model.generate(ids, new_tokens, temperature=0, compile=True)
 
 
