@@ -23,7 +23,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from kollm.model import KoLLM, KoLLMConfig, to_hf, quantize_int8, decode_bytes_per_token
+from kollm.model import KoLLM, KoLLMConfig, to_hf
+from kollm.decode_fast import decode_bytes_per_token, quantize_int8
+import kollm.generate  # adds KoLLM.generate
 from common import markdown_table, seconds, write_report
 
 FIGURES = Path(__file__).parent / 'figures'
@@ -63,7 +65,7 @@ def kollm_generate(model, ids, new_tokens):
 
 
 def kollm_generate_compiled(model, ids, new_tokens):
-    "`generate(compile=True)`: eager prefill, then one compiled fixed-shape step (`kollm.model.compile_decoding`)."
+    "`generate(compile=True)`: eager prefill, then one compiled fixed-shape step (`kollm.decode_fast.compile_decoding`)."
     model.generate(ids, new_tokens, temperature=0, compile=True)
 
 

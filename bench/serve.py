@@ -1,6 +1,6 @@
 """Streaming through kollm_serve against kollm_generate's own streaming on the same model: tokens/s and first-token time.
 
-The in-process side is what `kollm_generate` does (chapter 07's `generate_ids` with `TokenStreamer`, here through
+The in-process side is what `kollm_generate` does (chapter 04c's `generate_ids` with `TokenStreamer`, here through
 `reply` on a chat prompt so both sides generate the same tokens); the server side is `ChatServer` on 127.0.0.1 read as
 server-sent events by plain HTTP. Rounds alternate the two (the order rotating), so load on this shared machine hits
 both alike; the report gives medians, the per-round ratio's median and range, and writes reports/serve.md.

@@ -13,13 +13,14 @@ from pathlib import Path
 
 from fastcore.script import call_parse
 
-from .model import SAMPLING, count_parameters
+from .model import count_parameters
+from .generate import SAMPLING, generate_ids
 from .runtime import FolderLock, UserError, atomic_path, one_line_errors, refuse_foreign, remove_path, write_atomic
 from .data import embedded_corpus, hangul_share, iter_files, prepare
 from .tokens import compression, load_tokenizer, tokenize_text, train_tokenizer
 from .run import TrainConfig, list_checkpoints, load_train_config, plot_metrics, read_metrics
 from .train import train
-from .eval import evaluate_text, generate_ids, load_for_inference
+from .eval import evaluate_text, load_for_inference
 
 # %% ../nbs/09_demo.ipynb #2daf31cf
 def corpus_files(corpus=None, # a file or folder, a comma-separated string of them, or a list; None: konlpy's law text

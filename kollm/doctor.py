@@ -18,13 +18,14 @@ from torch import Tensor
 from fastcore.script import call_parse
 
 from .rope import check_torch_version
-from .model import KoLLM, KoLLMConfig, RecordOps, count_parameters, rng_state, set_rng_state
+from .model import KoLLM, KoLLMConfig, RecordOps, count_parameters
 from .gqa import explicit_causal_mask
 from .tokens import load_tokenizer, train_tokenizer
-from .runtime import Precision, UserError, one_line_errors, pick_device, pick_precision
+from .runtime import Precision, UserError, one_line_errors, pick_device, pick_precision, rng_state, set_rng_state
 from .run import TrainConfig, load_state, load_weights, save_checkpoint
 from .train import make_optimizer, train_step
-from .eval import evaluate_text, generate_ids
+from .eval import evaluate_text
+from .generate import generate_ids
 
 # %% ../nbs/10_doctor.ipynb #49a523d1
 def smoke_run(preset: str = 'tiny', # model preset

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from fastcore.script import call_parse
 
-from .model import SAMPLING, KoLLM, hf_name, to_hf, from_hf
+from .model import KoLLM, hf_name, to_hf, from_hf
+from .generate import SAMPLING
 from .tokens import SPECIAL_IDS, load_tokenizer
 from .chat import add_chat_to_hf, chat_template, has_chat_pieces
 from .runtime import DTYPES, FolderLock, UserError, atomic_path, one_line_errors, refuse_foreign, write_atomic

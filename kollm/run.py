@@ -25,9 +25,9 @@ import yaml
 import torch.distributed as dist
 from torch import nn
 
-from .model import KoLLM, KoLLMConfig, dataclass_from_dict, _config_from_dict, rng_state
-from .runtime import (DTYPES, FolderLock, UserError, atomic_path, read_text, refuse_foreign, remove_path,
-                           write_atomic)
+from .model import KoLLM, KoLLMConfig, config_from_dict
+from .runtime import (DTYPES, FolderLock, UserError, atomic_path, dataclass_from_dict, read_text, refuse_foreign,
+                           remove_path, rng_state, write_atomic)
 
 # %% ../nbs/05e_run.ipynb #a40c5157
 # each float field's allowed values, as an interval: '(' and ')' leave the end out, '[' and ']' take it in
@@ -130,7 +130,7 @@ class TrainConfig:
 
     def model_config(self) -> KoLLMConfig:
         "The model's shape: from a preset name, a YAML path or an inline mapping."
-        if isinstance(self.model, dict): return _config_from_dict(self.model, 'model')
+        if isinstance(self.model, dict): return config_from_dict(self.model, 'model')
         if self.model in KoLLMConfig.presets(): return KoLLMConfig.from_preset(self.model)
         if Path(self.model).suffix in ('.yaml', '.yml'): return KoLLMConfig.from_yaml(self.model)
         raise ValueError(f"model {self.model!r} is neither a preset ({', '.join(KoLLMConfig.presets())}) "

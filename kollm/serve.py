@@ -18,8 +18,8 @@ from fastcore.basics import patch
 from fastcore.script import call_parse
 
 from .chat import check_messages, render_chat
-from .eval import generate_text, load_for_inference
-from .model import SAMPLING
+from .eval import load_for_inference
+from .generate import SAMPLING, generate_text
 from .runtime import UserError, one_line_errors
 from .sft import reply
 

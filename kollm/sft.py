@@ -18,8 +18,8 @@ from fastcore.script import call_parse
 from torch.utils.data import Dataset
 
 from .chat import ROLES, add_chat_pieces, chat_ids, grow_vocabulary, render_chat
-from .eval import TokenStreamer, generate_ids
-from .model import SAMPLING, KoLLM
+from .generate import SAMPLING, TokenStreamer, generate_ids
+from .model import KoLLM
 from .run import TrainConfig, load_checkpoint_model, load_train_config, run_folder_lock
 from .runtime import Precision, UserError, one_line_errors, read_text, refuse_foreign, write_atomic
 from .tokens import TokenLoader, _EndlessBatches, load_tokenizer
@@ -187,7 +187,8 @@ def sft(ckpt, # the pretrained checkpoint folder to tune
         overrides: list = (), # `TrainConfig` fields as key=value (lr, max_steps, optimizer, max_minutes, ...)
        ) -> dict:
     "Instruction-tune `ckpt` on conversations, the loss on assistant tokens only; return the trainer's result."
-    from kollm.run import _set_override, dataclass_from_dict
+    from kollm.run import _set_override
+    from kollm.runtime import dataclass_from_dict
     out = Path(out)
     with run_folder_lock(out):  # one writer from the first file on; the trainer inside finds it held
         refuse_foreign(out, SFT_FILES, 'kollm_sft', 'choose a new --out folder, or the one a kollm_sft run wrote')

@@ -19,10 +19,10 @@ from fastcore.script import call_parse, Param
 import torch.distributed as dist
 from torch import nn, Tensor
 
-from .model import KoLLM, KoLLMConfig, count_parameters, set_rng_state
+from .model import KoLLM, KoLLMConfig, count_parameters
 from .tokens import TokenLoader, TokenShards, TokenWindows
 from .runtime import (MUON_BATCH_BYTES, Precision, UserError, fast_bf16, is_oom, memory_in_use,
-                           one_line_errors, pick_device, pick_precision, to_device, write_atomic)
+                           one_line_errors, pick_device, pick_precision, set_rng_state, to_device, write_atomic)
 from .run import (METRICS, TrainConfig, all_rng_states, average_checkpoints, gather_full_state, keep_metrics_until,
                        last_val_loss, list_checkpoints, load_full_state, load_initial_weights, load_state,
                        load_train_config, load_weights, save_checkpoint, RESUME, claim_run_folder,

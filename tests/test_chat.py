@@ -145,7 +145,7 @@ def test_kollm_sft_without_data_is_one_line(tmp_path):
 
 def test_exports_chat_as_kollm_does(tokenizers, tmp_path):
     "The HF directory in transformers and the GGUF in llama.cpp, each through its own chat template, answer greedily as kollm."
-    from kollm.eval import generate_ids
+    from kollm.generate import generate_ids
     from kollm.export import export_gguf, export_hf
     tokenizer = tokenizers[1]
     sp = spm.SentencePieceProcessor(model_file=str(tokenizer))

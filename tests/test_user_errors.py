@@ -41,7 +41,8 @@ from kollm.data import embedded_corpus, kollm_prepare
 from kollm.tokens import train_tokenizer, kollm_tokenizer, kollm_tokenize
 from kollm.run import TrainConfig, save_checkpoint
 from kollm.plan import kollm_plan
-from kollm.eval import generate_ids, kollm_eval, kollm_generate
+from kollm.eval import kollm_eval, kollm_generate
+from kollm.generate import generate_ids
 from kollm.export import export_hf, kollm_export, kollm_import
 from kollm.doctor import kollm_doctor
 from kollm.benchmarks import kollm_lm_eval
