@@ -73,7 +73,7 @@ def part_optimizer_steps(args) -> dict:
     import torch
     from kollm.model import KoLLM, KoLLMConfig
     from kollm.run import TrainConfig
-    from kollm.train import make_optimizer
+    from kollm.optim import make_optimizer
     device = torch.device('cpu' if args.smoke else 'cuda')
     preset = 'tiny' if args.smoke else 'medium'
     with device: model = KoLLM(KoLLMConfig.from_preset(preset))
@@ -105,11 +105,11 @@ def part_mfu(args, optimizer: str) -> dict:
     from kollm.plan import model_flops_per_token
     from kollm.run import load_train_config, read_metrics
     from kollm.train import train
-    import kollm.train as kt
+    import kollm.optim as ko
     run = dict(MFU_RUN, optimizer='adamw' if optimizer == 'adamw' else 'muon', batch_size=args.mfu_micro_batch,
                grad_accum=MFU_RUN['batch_size'] * MFU_RUN['grad_accum'] // args.mfu_micro_batch)
     if optimizer == 'torch muon':  # the trainer with PyTorch's Muon in place of kollm's batched one
-        kt.BatchedMuon = torch.optim.Muon
+        ko.BatchedMuon = torch.optim.Muon  # MuonWithAdamW builds whatever kollm.optim names so
     out = Path(args.work) / f"mfu-{optimizer.replace(' ', '_')}"
     shutil.rmtree(out, ignore_errors=True)  # a run folder of an earlier call would be resumed into its metrics
     cfg = load_train_config('m4max', as_overrides(run) + data_overrides(args) + smoke_overrides(args.smoke) +

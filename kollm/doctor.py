@@ -23,7 +23,8 @@ from .gqa import explicit_causal_mask
 from .tokens import load_tokenizer, train_tokenizer
 from .runtime import Precision, UserError, one_line_errors, pick_device, pick_precision, rng_state, set_rng_state
 from .run import TrainConfig, load_state, load_weights, save_checkpoint
-from .train import make_optimizer, train_step
+from .optim import make_optimizer
+from .train import train_step
 from .eval import evaluate_text
 from .generate import generate_ids
 

@@ -20,7 +20,8 @@ from .generate import SAMPLING
 from .tokens import SPECIAL_IDS, load_tokenizer
 from .chat import add_chat_to_hf, chat_template, has_chat_pieces
 from .runtime import DTYPES, FolderLock, UserError, atomic_path, one_line_errors, refuse_foreign, write_atomic
-from .run import TrainConfig, check_tokenizer, checkpoint_folder, load_checkpoint_model, load_train_config
+from .run import (TrainConfig, check_tokenizer, checkpoint_folder, load_checkpoint_model, load_train_config,
+                       write_weights)
 
 # %% ../nbs/08_export.ipynb #425a92c3
 def _normalizes_like_kollm(sp) -> bool:
@@ -163,10 +164,7 @@ def _save_weights(ckpt, # the checkpoint folder to write
                   model: KoLLM, cfg: TrainConfig, **metadata: str, # stored in the safetensors header
                  ) -> Path:
     "A checkpoint folder of weights and config and no training state: where a run starts (`init_from`), not resumes."
-    from safetensors.torch import save_model
-    with atomic_path(ckpt, folder=True) as tmp:
-        save_model(model, str(tmp / 'model.safetensors'), metadata=dict(format='kollm-1', **metadata))
-        (tmp / 'config.yaml').write_text(cfg.to_yaml(), encoding='utf-8')
+    with atomic_path(ckpt, folder=True) as tmp: write_weights(tmp, model, cfg.to_yaml(), **metadata)
     return Path(ckpt)
 
 def import_hf(hf_dir, # a Hugging Face LLaMA directory (config.json + safetensors)

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['PRECISION_BYTES', 'OPTIMIZER_STATES', 'GiB', 'M4_MAX_36GB', 'MEASURED_BPB', 'attention_is_fused',
-           'activation_bytes_per_layer', 'MemoryEstimate', 'muon_step_scratch', 'estimate_memory', 'peak_memory',
-           'model_flops_per_token', 'TrainingPlan', 'plan_training', 'BatchPlan', 'suggest_batch', 'BpbCurve',
-           'fit_bpb_curve', 'forecast_bpb', 'check_plan_flags', 'kollm_plan']
+           'activation_bytes_per_layer', 'MemoryEstimate', 'muon_step_scratch', 'estimate_memory', 'mem_tracker',
+           'peak_memory', 'model_flops_per_token', 'TrainingPlan', 'plan_training', 'BatchPlan', 'suggest_batch',
+           'BpbCurve', 'fit_bpb_curve', 'forecast_bpb', 'check_plan_flags', 'kollm_plan']
 
 # %% ../nbs/06b_plan.ipynb #bd6b87dd
 import dataclasses
@@ -22,9 +22,9 @@ from .run import TrainConfig
 # %% ../nbs/06b_plan.ipynb #1e648fdc
 # a matmul operand's bytes (autocast for fp16/bf16)
 PRECISION_BYTES = {name: dtype.itemsize for name, dtype in DTYPES.items()}
-# fp32 tensors of optimizer state per parameter: AdamW's two moments, SGD's momentum; Muon's momentum for the blocks'
+# fp32 tensors of optimizer state per parameter: AdamW's two moments; Muon's momentum for the blocks'
 # matrices (the rest of a Muon run, embedding and norms, is AdamW's)
-OPTIMIZER_STATES = {'adamw': 2, 'sgd': 1, 'muon': 1}
+OPTIMIZER_STATES = {'adamw': 2, 'muon': 1}
 
 def attention_is_fused(cfg: KoLLMConfig, device_type: str) -> bool:
     "Whether SDPA runs a fused kernel that never stores the scores (CUDA always; CPU without dropout; never MPS)."
@@ -99,7 +99,7 @@ def estimate_memory(cfg: KoLLMConfig,
                     seq_len: int | None = None, # tokens per sequence (default: cfg.max_seq_length)
                     precision: str = 'fp16', # 'fp32', or autocast 'fp16'/'bf16' with fp32 master weights
                     grad_checkpointing: bool = False, # recompute each block in the backward pass
-                    optimizer: str = 'adamw', # 'adamw', 'sgd' (with momentum) or 'muon' (+ AdamW off the blocks)
+                    optimizer: str = 'adamw', # 'adamw' or 'muon' (+ AdamW off the blocks)
                     device_type: str = 'mps', # 'cpu', 'cuda' or 'mps': attention kernel, dropout masks, optimizer
                     loss_chunk: int | None = None, # `linear_cross_entropy`'s chunk_size (default: `loss_chunk_size`)
                     grad_accum: int = 1, # micro-batches per optimizer step: from the 2nd on, gradients stay live
@@ -143,13 +143,27 @@ def estimate_memory(cfg: KoLLMConfig,
     return MemoryEstimate(weights=weights, optimizer=states, gradients=g,
                           weight_copies=c, activations=a, loss_buffers=lb, temporaries=t, peak_phase=phase)
 
+# %% ../nbs/06b_plan.ipynb #114c5542
+def mem_tracker():
+    "A new PyTorch `MemTracker` (private: `torch.distributed._tools`, torch ≥ 2.5), or None where this torch lacks it."
+    from torch.torch_version import TorchVersion
+    if TorchVersion(torch.__version__) < '2.5': return None
+    try: from torch.distributed._tools.mem_tracker import MemTracker
+    except ImportError: return None  # moved or gone in a later release: the caller falls back
+    return MemTracker()
+
 # %% ../nbs/06b_plan.ipynb #540f5116
 def peak_memory(step, # no-argument callable: one training step
                 *tracked, # modules and optimizers whose parameters, gradients and states count as well
                ) -> int: # peak bytes of live tensors during `step()`
     "Peak live tensor bytes during `step()`, measured operator by operator with PyTorch's `MemTracker`."
-    from torch.distributed._tools.mem_tracker import MemTracker
-    tracker = MemTracker()
+    tracker = mem_tracker()
+    if tracker is None:  # a torch without it: what the allocator saw, where it keeps a peak
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"torch {torch.__version__} has no MemTracker: measuring CPU memory needs torch ≥ 2.5")
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        return torch.cuda.max_memory_allocated()
     tracker.track_external(*tracked)
     with tracker: step()
     return tracker.get_tracker_snapshot('peak')[torch.device('cpu')]['Total']
@@ -304,7 +318,7 @@ def check_plan_flags(seq_len: int, memory_gb: float, effective_batch: int, token
              ('mfu', mfu, within(mfu, 1e-9, 1 + 1e-9), 'a fraction in (0, 1]'),
              ('precision', precision, precision in DTYPES, ' or '.join(DTYPES)),
              ('device', device, device in ('mps', 'cuda', 'cpu'), 'mps, cuda or cpu'),
-             ('optimizer', optimizer, optimizer in ('muon', 'adamw', 'sgd'), 'muon, adamw or sgd')]
+             ('optimizer', optimizer, optimizer in OPTIMIZER_STATES, 'muon or adamw')]
     for flag, value, ok, allowed in rules:
         if not ok: raise UserError(f"--{flag} must be {allowed}, got {value!r}")
 
@@ -320,7 +334,7 @@ def kollm_plan(model: str = 'medium', # preset name or model YAML
                mfu: float = 0.4, # model-FLOPs utilisation assumed without a measured throughput
                precision: str = 'fp16', # fp32, fp16 or bf16 (autocast over fp32 weights)
                device: str = 'mps', # mps, cuda or cpu: decides the attention kernel and so the activation memory
-               optimizer: str = 'muon', # muon (m4max's: one state per block matrix), adamw (two) or sgd
+               optimizer: str = 'muon', # muon (m4max's: one state per block matrix) or adamw (two)
               ):
     "Plan a run: a step's memory, a micro-batch/accumulation/checkpointing that fits, and hours for a token budget."
     check_plan_flags(seq_len, memory_gb, effective_batch, tokens, tokens_per_second, peak_tflops, mfu, precision,

@@ -20,9 +20,9 @@ from torch.utils.data import Dataset
 from .chat import ROLES, add_chat_pieces, chat_ids, grow_vocabulary, render_chat
 from .generate import SAMPLING, TokenStreamer, generate_ids
 from .model import KoLLM
-from .run import TrainConfig, load_checkpoint_model, load_train_config, run_folder_lock
-from .runtime import Precision, UserError, one_line_errors, read_text, refuse_foreign, write_atomic
-from .tokens import TokenLoader, _EndlessBatches, load_tokenizer
+from .run import TrainConfig, load_checkpoint_model, load_train_config, run_folder_lock, write_weights
+from .runtime import Precision, UserError, atomic_path, one_line_errors, read_text, refuse_foreign, write_atomic
+from .tokens import TokenLoader, EndlessBatches, load_tokenizer
 from .train import Trainer
 
 # %% ../nbs/12a_sft.ipynb #6af28f47
@@ -127,7 +127,7 @@ class PackedRows(Dataset):
 class ChatLoader(TokenLoader):
     "Endless, seeded, resumable batches of (input ids, labels) from packed rows."
     def __iter__(self):
-        sampler = _EndlessBatches(len(self.windows), self.batch_size, self.seed, self.consumed, self.shuffle)
+        sampler = EndlessBatches(len(self.windows), self.batch_size, self.seed, self.consumed, self.shuffle)
         for index in sampler:
             rows = self.windows.rows[index]
             self.consumed += 1
@@ -143,7 +143,7 @@ class SFTTrainer(Trainer):
 
     def build(self, cfg: TrainConfig, resume: bool) -> TrainConfig:
         "The model from the base weights, the optimizer and scaler, and the loaders of packed rows."
-        from kollm.train import make_optimizer
+        from kollm.optim import make_optimizer
         from kollm.run import list_checkpoints, load_initial_weights
         self.mcfg, self.sharded = cfg.model_config(), False
         self.model = KoLLM(self.mcfg).to(self.precision.device)
@@ -165,7 +165,6 @@ SFT_FILES = ('checkpoints', 'metrics.jsonl', 'config.yaml', 'tokenizer.model', '
 
 def chat_base(ckpt, out: Path) -> tuple[TrainConfig, Path]:
     "The base run's config with a tokenizer that has the chat pieces, and the weights to start from (grown if needed)."
-    from safetensors.torch import save_model
     base = load_train_config(str(Path(ckpt) / 'config.yaml'))
     tokenizer = add_chat_pieces(base.tokenizer, out / 'tokenizer.model')
     model = load_checkpoint_model(ckpt)
@@ -173,9 +172,7 @@ def chat_base(ckpt, out: Path) -> tuple[TrainConfig, Path]:
     cfg = dataclasses.replace(base, model=asdict(grown.cfg), tokenizer=str(tokenizer), init_from=str(ckpt))
     if grown is not model:
         cfg = dataclasses.replace(cfg, init_from=str(out / 'base'))
-        (out / 'base').mkdir(exist_ok=True)
-        save_model(grown, str(out / 'base' / 'model.safetensors'), metadata=dict(format='kollm-1'))
-        write_atomic(out / 'base' / 'config.yaml', cfg.to_yaml())
+        with atomic_path(out / 'base', folder=True) as tmp: write_weights(tmp, grown, cfg.to_yaml())
     return cfg, Path(cfg.init_from)
 
 # %% ../nbs/12a_sft.ipynb #372b3ec9
@@ -187,7 +184,7 @@ def sft(ckpt, # the pretrained checkpoint folder to tune
         overrides: list = (), # `TrainConfig` fields as key=value (lr, max_steps, optimizer, max_minutes, ...)
        ) -> dict:
     "Instruction-tune `ckpt` on conversations, the loss on assistant tokens only; return the trainer's result."
-    from kollm.run import _set_override
+    from kollm.run import set_override
     from kollm.runtime import dataclass_from_dict
     out = Path(out)
     with run_folder_lock(out):  # one writer from the first file on; the trainer inside finds it held
@@ -197,7 +194,7 @@ def sft(ckpt, # the pretrained checkpoint folder to tune
         settings = dict(asdict(cfg), out_dir=str(out), tokens_dir=','.join(map(str, data)), warmup_steps=10,
                         max_steps=200, lr=1e-4, min_lr=1e-5, save_steps=100, eval_steps=50, eval_batches=8,
                         max_minutes=0.0)
-        for item in overrides: _set_override(settings, item)
+        for item in overrides: set_override(settings, item)
         cfg = dataclass_from_dict(TrainConfig, settings, 'kollm_sft', 'training field')
         sp = load_tokenizer(cfg.tokenizer)
         convs, skipped = load_conversations(data, sp, cfg.seq_len)

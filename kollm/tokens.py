@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['CHAT_PIECES', 'SPECIAL_IDS', 'iter_lines_of', 'sample_lines', 'train_tokenizer', 'load_tokenizer', 'tokenizer_hash',
            'compression', 'iter_documents', 'token_dtype', 'tokenize_text', 'TokenShards', 'TokenWindows',
-           'TokenLoader', 'check_inputs', 'kollm_tokenizer', 'kollm_tokenize']
+           'EndlessBatches', 'TokenLoader', 'check_inputs', 'kollm_tokenizer', 'kollm_tokenize']
 
 # %% ../nbs/05d_tokens.ipynb #b2822edf
 import hashlib, json, os
@@ -230,7 +230,7 @@ class TokenWindows(Dataset):
         start = (i - self.starts[shard]) * self.seq_len
         return torch.from_numpy(self.tokens.shards[shard][start:start + self.seq_len + 1].astype(np.int64))
 
-class _EndlessBatches(Sampler):
+class EndlessBatches(Sampler):
     "Index batches over endless epochs, each a fresh permutation of `(seed, epoch)`, starting after `start` batches."
     def __init__(self, n: int, batch_size: int, seed: int, start: int, shuffle: bool):
         self.n, self.batch_size, self.seed, self.start, self.shuffle = n, batch_size, seed, start, shuffle
@@ -273,7 +273,7 @@ class TokenLoader:
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
         workers = self.num_workers > 0
         loader = DataLoader(self.windows, collate_fn=_input_and_target, num_workers=self.num_workers,
-                            batch_sampler=_EndlessBatches(len(self.windows), self.batch_size, self.seed, self.consumed,
+                            batch_sampler=EndlessBatches(len(self.windows), self.batch_size, self.seed, self.consumed,
                                                           self.shuffle),
                             pin_memory=self.pin_memory, persistent_workers=workers and self.persistent_workers,
                             generator=torch.Generator(),  # its own: making an iterator must not use the global RNG

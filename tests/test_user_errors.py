@@ -154,7 +154,7 @@ def bad_inputs(w) -> list:
         ('kollm_plan', dict(effective_batch=0), '--effective_batch must be'),
         ('kollm_plan', dict(peak_tflops=-1.0), '--peak_tflops must be a number > 0'),
         ('kollm_plan', dict(tokens=-1.0), '--tokens must be a number ≥ 0'),
-        ('kollm_plan', dict(optimizer='adam'), '--optimizer must be muon, adamw or sgd'),
+        ('kollm_plan', dict(optimizer='adam'), '--optimizer must be muon or adamw'),
         ('kollm_plan', dict(model='nothing'), '--model nothing:'),
         ('kollm_export', dict(ckpt=str(ckpt), out=str(w['run']), overwrite=True), 'which the export reads from'),
         ('kollm_export', dict(ckpt=str(ckpt), out=str(ckpt), overwrite=True), 'which the export reads from'),
