@@ -22,7 +22,7 @@ from torch import nn, Tensor
 from .model import KoLLM, KoLLMConfig, count_parameters
 from .tokens import TokenLoader, TokenShards, TokenWindows
 from .runtime import (Precision, UserError, is_oom, memory_in_use,
-                           one_line_errors, pick_precision, to_device, write_atomic)
+                           one_line_errors, pick_precision, set_rng_state, to_device, write_atomic)
 from .run import (METRICS, TrainConfig, average_checkpoints, keep_metrics_until,
                        last_val_loss, list_checkpoints, load_initial_weights, load_state,
                        load_train_config, load_weights, save_checkpoint, RESUME, claim_run_folder,
