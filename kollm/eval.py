@@ -22,7 +22,7 @@ from torch import Tensor
 if TYPE_CHECKING: import pandas as pd  # for annotations only: pandas is imported where it is used
 
 from .model import SAMPLING, KoLLM
-from .data import hangul_share
+from .hangul import hangul_share
 from .tokens import SPECIAL_IDS, TokenShards, iter_documents
 from .runtime import Precision, UserError, one_line_errors, pick_precision, write_atomic
 from .run import checkpoint_folder, load_checkpoint_model, load_train_config, plot_metrics, read_metrics
