@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['normalize_text', 'mask_pii', 'clean_document']
 
-# %% ../nbs/05a_clean.ipynb #6a62c156
+# %% ../nbs/05a_clean.ipynb #d44e1398
 import re, unicodedata
 from collections import Counter
 

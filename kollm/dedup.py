@@ -6,7 +6,7 @@
 __all__ = ['NEAR_DUP_MIN_CHARS', 'NEAR_DUP_SHINGLE', 'VERIFY_MAX_CHARS', 'doc_hash', 'minhash', 'lsh_bands', 'band_keys',
            'shingle_jaccard', 'NearDuplicates', 'is_valid_split']
 
-# %% ../nbs/05b_dedup.ipynb #eed82e5f
+# %% ../nbs/05b_dedup.ipynb #b3e3dfa3
 import hashlib
 
 import numpy as np
@@ -39,7 +39,7 @@ def minhash(text: str, num_perm: int = 128, shingle: int = NEAR_DUP_SHINGLE) -> 
         np.minimum(sig, h.min(axis=0), out=sig)
     return (sig >> np.uint64(32)).astype(np.uint32)  # the top bits of the minimum = the minimum of the top bits
 
-# %% ../nbs/05b_dedup.ipynb #bfde612d
+# %% ../nbs/05b_dedup.ipynb #9112f2af
 def lsh_bands(threshold: float, num_perm: int = 128,
               recall: float = 0.998, # least probability that a pair at `threshold` becomes a candidate
              ) -> tuple[int, int]:
@@ -63,7 +63,7 @@ def shingle_jaccard(a: str, b: str, shingle: int = NEAR_DUP_SHINGLE) -> float:
     both = len(np.intersect1d(ha, hb, assume_unique=True))
     return both / (len(ha) + len(hb) - both)
 
-# %% ../nbs/05b_dedup.ipynb #bd1a0e62
+# %% ../nbs/05b_dedup.ipynb #e9df925d
 class NearDuplicates:
     "MinHash-LSH index of the documents kept so far; a candidate is a copy only once its similarity is verified."
     def __init__(self, threshold: float = 0.8, num_perm: int = 128, shingle: int = NEAR_DUP_SHINGLE):
@@ -98,7 +98,7 @@ class NearDuplicates:
             else: self.index[k] = n
         return False
 
-# %% ../nbs/05b_dedup.ipynb #ae347726
+# %% ../nbs/05b_dedup.ipynb #987e4c19
 def is_valid_split(digest: bytes, valid_fraction: float) -> bool:
     "Whether the document with this hash belongs to the validation split."
     return int.from_bytes(digest[:8], 'big') < valid_fraction * 2**64

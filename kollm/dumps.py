@@ -6,7 +6,7 @@
 __all__ = ['MODU_PARTS', 'READERS', 'strip_wikitext', 'read_wikipedia', 'strip_namumark', 'read_namuwiki', 'read_modu',
            'read_aihub', 'boilerplate_rule', 'remove_boilerplate', 'read_wet', 'detect_format', 'read_file']
 
-# %% ../nbs/05_dumps.ipynb #b9b076ab
+# %% ../nbs/05_dumps.ipynb #8a91b327
 import json, re
 from collections import Counter
 from pathlib import Path

@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['HANGUL_BLOCKS', 'hangul_share', 'shingle_hashes', 'repetition']
 
-# %% ../nbs/05_hangul.ipynb #0f488f33
+# %% ../nbs/05_hangul.ipynb #83622011
 import re
 
 import numpy as np

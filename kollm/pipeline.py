@@ -8,7 +8,7 @@ __all__ = ['PREPARE_OUTPUTS', 'EXECUTORS', 'SIGNED_FORMAT', 'balance_files', 'so
            'DeduplicateAndSplit', 'default_start_method', 'prepare_stages', 'make_executors', 'run_stamp',
            'work_folder', 'unreadable_report', 'prepare', 'kollm_prepare']
 
-# %% ../nbs/05c_pipeline.ipynb #b679f38d
+# %% ../nbs/05c_pipeline.ipynb #007328db
 import base64, io, json, os, sys
 from contextlib import redirect_stderr
 from pathlib import Path
@@ -135,7 +135,7 @@ def parse_signed(raw: bytes, # one line of a docs file
         raise ValueError("a signature of another length, or band keys that are not 64-bit integers")
     return source, chars, text, digest, (sig, keys)
 
-# %% ../nbs/05c_pipeline.ipynb #613284cd
+# %% ../nbs/05c_pipeline.ipynb #ab0c3544
 class WriteSigned(PipelineStep):
     "Writer: each input file's signed documents into `work_dir/docs/<file>.jsonl`, renamed into place when whole."
     name, type = 'kollm signed documents', '💽 - WRITER'
@@ -176,7 +176,7 @@ def read_signed(path, report: Report, # bad lines are counted here
                 continue
             yield record
 
-# %% ../nbs/05c_pipeline.ipynb #37d0bfa5
+# %% ../nbs/05c_pipeline.ipynb #2e4a277a
 class _Splits:
     "The one-task stage's share: exact and near dedup (they need the global view), the split, and the writes."
     def __init__(self, folder: Path, valid_fraction: float, near: 'NearDuplicates | None'):
@@ -313,7 +313,7 @@ def work_folder(path, stamp: str) -> Path:
     if not saved.exists(): write_atomic(saved, stamp)
     return path
 
-# %% ../nbs/05c_pipeline.ipynb #c8978976
+# %% ../nbs/05c_pipeline.ipynb #80370170
 SIGNED_FORMAT = 'jsonl-1'  # in the run stamp: a work folder of an older format (pickles) is started afresh
 
 def unreadable_report(errors: list[OSError]) -> Report:

@@ -85,7 +85,7 @@ class Report:
         return out
 
 
-# %% ../nbs/05_data.ipynb #6ede469b
+# %% ../nbs/05_data.ipynb #cfea8674
 @patch
 def to_dict(self: Report) -> dict:
     return {'sources': {s: dict(sorted(c.items())) for s, c in sorted(self.counts.items())},
@@ -174,7 +174,7 @@ class DecodedStream(io.RawIOBase):
         self.file.close()
         super().close()
 
-# %% ../nbs/05_data.ipynb #db73909d
+# %% ../nbs/05_data.ipynb #15aa524c
 def open_binary(path) -> io.BufferedIOBase:
     "Open `path` for streaming binary reads, decompressing `.gz`, `.bz2`, `.xz` and `.zst` transparently."
     path = Path(path)
@@ -342,12 +342,12 @@ def read_jsonl(path, source: str = 'jsonl', report: Report | None = None,
             continue
         yield Document(text, source, f'{name}:{i}')
 
-# %% ../nbs/05_data.ipynb #67e0eda6
+# %% ../nbs/05_data.ipynb #ea84e683
 def tidy_lines(text: str) -> str:
     "Strip every line and drop the empty ones: what markup removal leaves behind."
     return '\n'.join(l for l in (line.strip() for line in text.split('\n')) if l)
 
-# %% ../nbs/05_data.ipynb #bcb2afc3
+# %% ../nbs/05_data.ipynb #ff560edf
 def files_under(folder: Path, # a folder to list recursively
                 unreadable: list | None = None, # collects the `OSError` of each sub-folder that cannot be listed
                ) -> list[Path]:

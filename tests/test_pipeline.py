@@ -73,6 +73,18 @@ def test_a_killed_prepare_resumes(tmp_path):
     expect_eq({n: (resume / 'killed' / n).read_bytes() for n in PREPARE_OUTPUTS}, whole)
 
 
+def test_workers_change_nothing(tmp_path):
+    "Two processes write the same files as one, forked (Linux) or spawned (macOS, Windows)."
+    inputs = [p for p in FIXTURES.iterdir() if p.name not in ('docs-content.jsonl', 'kowiki-truncated-archive.xml.bz2')]
+    one, two, three = tmp_path / 'one', tmp_path / 'two', tmp_path / 'three'
+    prepare(inputs, one, workers=0, progress=False)
+    prepare(inputs, two, workers=2, tasks=5, progress=False)
+    prepare(inputs, three, workers=2, start_method='spawn', progress=False)
+    for split in PREPARE_OUTPUTS:
+        expect_eq((one / split).read_text(), (two / split).read_text())
+        expect_eq((one / split).read_text(), (three / split).read_text())
+
+
 @pytest.mark.skipif('slow' not in os.environ.get('KOLLM_TEST_FLAGS', '') or importlib.util.find_spec('ray') is None,
                     reason="starting Ray takes a while: KOLLM_TEST_FLAGS=slow, with ray installed")
 def test_ray_writes_the_same_files(tmp_path):
