@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from kollm.data import embedded_corpus
+from kollm.sources import embedded_corpus
 from kollm.model import KoLLM, KoLLMConfig
 from kollm.serve import ChatServer
 from kollm.sft import reply

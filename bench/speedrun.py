@@ -67,7 +67,7 @@ BEFORE = dict(seq_len=256, batch_size=16, grad_accum=1, max_steps=2000, lr=1e-3,
 
 def prepare_data(corpus: Path = CORPUS, log=print) -> Path:
     "Clean text, a 32k and an 8k tokenizer, and token shards for each, made once and cached."
-    from kollm.data import prepare
+    from kollm.pipeline import prepare
     from kollm.tokens import train_tokenizer, tokenize_text
     text = CACHE / 'text'
     if not (text / 'valid.txt').exists():

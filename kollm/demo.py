@@ -16,7 +16,9 @@ from fastcore.script import call_parse
 from .model import count_parameters
 from .generate import SAMPLING, generate_ids
 from .runtime import FolderLock, UserError, atomic_path, one_line_errors, refuse_foreign, remove_path, write_atomic
-from .data import embedded_corpus, hangul_share, iter_files, prepare
+from .hangul import hangul_share
+from .sources import embedded_corpus, iter_files
+from .pipeline import prepare
 from .tokens import compression, load_tokenizer, tokenize_text, train_tokenizer
 from .run import TrainConfig, list_checkpoints, load_train_config, plot_metrics, read_metrics
 from .train import train

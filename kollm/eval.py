@@ -22,7 +22,7 @@ if TYPE_CHECKING: import pandas as pd  # for annotations only: pandas is importe
 
 from .model import KoLLM
 from .generate import SAMPLING, check_sampling, generate_text
-from .data import hangul_share
+from .hangul import hangul_share
 from .tokens import TokenShards, iter_documents
 from .runtime import Precision, UserError, one_line_errors, pick_precision, write_atomic
 from .run import checkpoint_folder, load_checkpoint_model, load_train_config, plot_metrics

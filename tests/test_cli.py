@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastcore.script import anno_parser
 
-from kollm.data import embedded_corpus
+from kollm.sources import embedded_corpus
 from kollm.run import load_train_config
 from kollm.runtime import fast_bf16
 

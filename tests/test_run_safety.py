@@ -48,7 +48,7 @@ from unittest import mock
 import pytest
 import torch
 
-from kollm.data import embedded_corpus
+from kollm.sources import embedded_corpus
 from kollm.run import list_checkpoints, load_checkpoint_model, read_metrics
 from kollm.tokens import tokenize_text, train_tokenizer
 from kollm.train import kollm_train

@@ -37,7 +37,8 @@ import torch
 
 from kollm.model import KoLLM, KoLLMConfig
 from kollm.runtime import DEBUG_ENV, FolderLock, UserError
-from kollm.data import embedded_corpus, kollm_prepare
+from kollm.sources import embedded_corpus
+from kollm.pipeline import kollm_prepare
 from kollm.tokens import train_tokenizer, kollm_tokenizer, kollm_tokenize
 from kollm.run import TrainConfig, save_checkpoint
 from kollm.plan import kollm_plan
@@ -254,7 +255,8 @@ def test_gguf_disk_full(w, tmp_path):
 
 def test_planted_intermediate_file_is_a_bad_record(tmp_path):
     "Row 6: a docs file holding a pickle (or junk) is counted as bad records; the pickle never runs."
-    from kollm.data import Report, read_signed, signed_line
+    from kollm.sources import Report
+    from kollm.pipeline import read_signed, signed_line
     import numpy as np, pickle
     marker = tmp_path / 'ran'
     class Payload:
