@@ -4,7 +4,8 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[1] / 'bench'
 SCRIPTS = sorted(p for p in BENCH.glob('*.py') if p.name != 'common.py')
-SHARED = {'seconds', 'spread', 'paired_ratio', 'markdown_table', 'write_report', 'gpu_peak_flops', 'sync'}
+SHARED = {'seconds', 'rotating_rounds', 'spread', 'paired_ratio', 'markdown_table', 'write_report', 'report_table',
+          'train_step', 'gpu_peak_flops', 'sync'}
 
 def _tree(path: Path) -> ast.Module: return ast.parse(path.read_text(encoding='utf-8'))
 
@@ -17,6 +18,8 @@ def test_every_script_has_main():
         assert 'main' in names and guards, f"{path.name}: needs def main() and an `if __name__ == '__main__'` guard"
         top = [n for n in tree.body if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)]
         assert not top, f"{path.name}: work at import time: {ast.unparse(top[0])[:80]}"
+        main = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == 'main')
+        assert 'ArgumentParser(' in ast.unparse(main), f"{path.name}: main() parses its arguments (and so has --help)"
 
 def test_shared_helpers_live_in_common():
     "No script defines a shared helper again or imports a private name from another script."
