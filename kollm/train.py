@@ -368,6 +368,16 @@ def known_end(self: Trainer) -> int | None:
     "The step this run ends at, for the progress bar; None while a time budget has not yet fitted it."
     return self.state['horizon'] if self.state['horizon'] < BUDGET_MAX_STEPS else None
 
+def train(cfg: TrainConfig, resume: bool = False, # continue from the newest intact checkpoint in cfg.out_dir
+          restart: bool = False, # cfg.out_dir holds a run: move it to a sibling folder, then start over
+          progress: bool = True, log=print,
+          before_micro_batch=None, # called with each micro-batch's size before its forward (tests inject OOMs here)
+          pause_after: float | None = None, # stop this session after so many seconds (checkpointed); resume goes on
+          clock=time.perf_counter, # seconds as a float (tests pass a fake clock to make a time budget deterministic)
+         ) -> dict:
+    "Train (or resume) the run `cfg` describes; return its final state and figures."
+    return Trainer(cfg, resume, log, before_micro_batch, pause_after, clock, restart).fit(progress)
+
 # %% ../nbs/06_train_mps.ipynb #d801e57b
 @patch
 def step(self: Trainer, x: Tensor, y: Tensor) -> bool:
@@ -413,17 +423,6 @@ def log_step(self: Trainer, stats: dict, lr: float, step_tokens: int):
     self.runlog.record(**row)
     self.bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f'{lr:.2e}', tok_s=f"{row['tokens_per_s']:,.0f}",
                          mem=f"{row['memory_gb']:.1f}GB", refresh=False)
-
-# %% ../nbs/06_train_mps.ipynb #662c0367
-def train(cfg: TrainConfig, resume: bool = False, # continue from the newest intact checkpoint in cfg.out_dir
-          restart: bool = False, # cfg.out_dir holds a run: move it to a sibling folder, then start over
-          progress: bool = True, log=print,
-          before_micro_batch=None, # called with each micro-batch's size before its forward (tests inject OOMs here)
-          pause_after: float | None = None, # stop this session after so many seconds (checkpointed); resume goes on
-          clock=time.perf_counter, # seconds as a float (tests pass a fake clock to make a time budget deterministic)
-         ) -> dict:
-    "Train (or resume) the run `cfg` describes; return its final state and figures."
-    return Trainer(cfg, resume, log, before_micro_batch, pause_after, clock, restart).fit(progress)
 
 # %% ../nbs/06_train_mps.ipynb #20618ddc
 def budget_overrides(overrides: list[str], max_minutes: float) -> list[str]:
