@@ -14,14 +14,14 @@ import torch
 import torch.distributed as dist
 from torch import nn, Tensor
 
-from .runtime import MUON_BATCH_BYTES, fast_bf16
+from .runtime import MUON_BATCH_BYTES
 from .run import TrainConfig
 
 # %% ../nbs/06a_optim.ipynb #9aa1f989
 def orthogonalize(X: Tensor, # a matrix (rows, cols) or a stack of them (n, rows, cols)
                   steps: int = 5, coefficients: tuple[float, float, float] = (3.4445, -4.775, 2.0315),
                   eps: float = 1e-7,
-                  dtype: torch.dtype = torch.bfloat16, # of the products (float32 where bf16 is not fast)
+                  dtype: torch.dtype = torch.bfloat16, # of the products (float32 on the CPU)
                  ) -> Tensor: # in `dtype`, each matrix with its singular values near 1
     "Muon's quintic Newton–Schulz iteration on every matrix of a stack at once: X ← aX + b(XXᵀ)X + c(XXᵀ)²X."
     a, b, c = coefficients
@@ -59,7 +59,9 @@ _Muon = getattr(torch.optim, 'Muon', None)  # PyTorch ≥ 2.9; the rest of kollm
 class BatchedMuon(_Muon or torch.optim.Optimizer):
     "`torch.optim.Muon` with the Newton–Schulz products of all same-shaped matrices run as one batch."
     max_batch_bytes = MUON_BATCH_BYTES  # float32 updates per batched product: bounds the step's extra memory
-    newton_schulz_dtype = None  # None: bfloat16 where its products are fast (GPUs, CPUs with AVX-512-BF16), else fp32
+    # None: bfloat16 on GPUs, float32 on the CPU (bf16 is emulated, ~100x slower, on CPUs without AVX-512-BF16/AMX,
+    # and rounds unlike the native kernels: float32 gives every CPU the same numbers)
+    newton_schulz_dtype = None
 
     def __init__(self, params, **kw):
         if _Muon is None:
@@ -92,7 +94,7 @@ class BatchedMuon(_Muon or torch.optim.Optimizer):
             grads, bufs, lr = [p.grad for p in params], self.momentum_buffers(params), float(group['lr'])
             torch._foreach_lerp_(bufs, grads, 1 - group['momentum'])
             torch._foreach_mul_(params, 1 - lr * group['weight_decay'])
-            dtype = self.newton_schulz_dtype or (torch.bfloat16 if fast_bf16(params[0].device) else torch.float32)
+            dtype = self.newton_schulz_dtype or (torch.float32 if params[0].device.type == 'cpu' else torch.bfloat16)
             by_shape: dict[torch.Size, list[int]] = {}
             for i, p in enumerate(params): by_shape.setdefault(p.shape, []).append(i)
             for shape, index in by_shape.items():
