@@ -7,7 +7,7 @@ __all__ = ['DEMO_SEQ_LEN', 'DEMO_PROMPTS', 'DEMO_OUTPUTS', 'corpus_files', 'auto
            'Manifest', 'continue_documents', 'longest_copy', 'run_demo', 'summary_table', 'kollm_demo']
 
 # %% ../nbs/09_demo.ipynb #ef0d664f
-import hashlib, json, math, time
+import json, math, time
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +15,8 @@ from fastcore.script import call_parse
 
 from .model import count_parameters
 from .generate import SAMPLING, generate_ids
-from .runtime import FolderLock, UserError, atomic_path, one_line_errors, refuse_foreign, remove_path, write_atomic
+from .runtime import (FolderLock, UserError, atomic_path, file_stat, input_key, one_line_errors, refuse_foreign,
+                           remove_path, write_atomic)
 from .hangul import hangul_share
 from .sources import embedded_corpus, iter_files
 from .pipeline import prepare
@@ -67,11 +68,6 @@ def demo_config(out, # the demo's folder: tokens and tokenizer are read from it,
                    lr=2e-3, min_lr=2e-4, warmup_steps=min(50, max(5, steps // 10)), save_steps=every, eval_steps=every,
                    keep_checkpoints=3, eval_batches=8, log_steps=max(1, every // 2), seed=seed,
                    device=device, compile=False)  # cpu_tiny's recipe (Muon, WSD) without compile: too short to repay it
-
-# %% ../nbs/09_demo.ipynb #ae8989f6
-def _key(*parts) -> str:
-    "A short hash of a step's inputs (anything JSON can write)."
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode('utf-8')).hexdigest()[:16]
 
 # %% ../nbs/09_demo.ipynb #6c44d942
 class Manifest:
@@ -162,8 +158,8 @@ def _data_steps(m: Manifest, files: list[Path], valid_fraction: float, vocab_siz
             raise ValueError(f"{figures['train_documents']} training and {figures['valid_documents']} validation "
                              f"documents: give more text or another valid_fraction (now {valid_fraction:g})")
         return figures
-    sources = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
-    key = _key('prepare', sources, valid_fraction)
+    sources = [file_stat(f.resolve()) for f in files]
+    key = input_key(['prepare', sources, valid_fraction])
     prep = m.run('prepare', key, ['data'], prepare_step, log)
 
     def tokenizer_step():
@@ -172,14 +168,14 @@ def _data_steps(m: Manifest, files: list[Path], valid_fraction: float, vocab_siz
         c = compression(sp, data / 'valid.txt')
         return dict(vocab_size=sp.vocab_size(), chars_per_token=c['chars_per_token'],
                     bytes_per_token=c['bytes_per_token'])
-    key = _key('tokenizer', key, vocab_size, seed)
+    key = input_key(['tokenizer', key, vocab_size, seed])
     tokenizer = m.run('tokenizer', key, ['tokenizer.model', 'tokenizer.vocab'], tokenizer_step, log)
 
     def tokenize_step():
         metas = {s: tokenize_text(data / f'{s}.txt', tok, m.dir / 'tokens', progress=progress)
                  for s in ('train', 'valid')}
         return {f'{s}_tokens': meta['tokens'] for s, meta in metas.items()}
-    key = _key('tokenize', key)
+    key = input_key(['tokenize', key])
     return key, prep, tokenizer, m.run('tokenize', key, ['tokens'], tokenize_step, log)
 
 # %% ../nbs/09_demo.ipynb #d1547eca
@@ -199,7 +195,7 @@ def _train_step(m: Manifest, cfg: TrainConfig, key: str, minutes: float, deadlin
                 log) -> tuple[str, dict]: # (the train step's key, its record)
     "`run_demo`'s train step: reused, resumed within its recorded budget, or given the time left as its budget."
     run_dir = Path(cfg.out_dir)
-    key = _key('train', key, cfg.to_yaml(), minutes)
+    key = input_key(['train', key, cfg.to_yaml(), minutes])
     if run := m.finished('train', key):
         log(f"train: reused ({run['seconds']:.1f} s when it ran)")
         return key, run
@@ -247,7 +243,7 @@ def _measure_steps(m: Manifest, cfg: TrainConfig, key: str, run: dict, # the tra
         r = evaluate_text(model, sp, data / 'valid.txt', seq_len=cfg.seq_len, precision=policy, progress=progress)
         write_atomic(out / 'eval.json', json.dumps(r, indent=1))
         return r
-    key = _key('eval', key, run['checkpoint'])
+    key = input_key(['eval', key, run['checkpoint']])
     evaluation = m.run('eval', key, ['eval.json'], eval_step, log)
 
     def generate_step():
@@ -262,7 +258,7 @@ def _measure_steps(m: Manifest, cfg: TrainConfig, key: str, run: dict, # the tra
                                 copied_share=len(copy) / max(len(text), 1)))
         write_atomic(out / 'samples.json', json.dumps(samples, ensure_ascii=False, indent=1))
         return dict(samples=samples)
-    key = _key('generate', key, list(prompts), max_new_tokens, seed)
+    key = input_key(['generate', key, list(prompts), max_new_tokens, seed])
     return key, evaluation, m.run('generate', key, ['samples.json'], generate_step, log)
 
 # %% ../nbs/09_demo.ipynb #e8c313c2
@@ -280,7 +276,7 @@ def _plot_step(m: Manifest, key: str, preset: str, run: dict, evaluation: dict, 
         with atomic_path(m.dir / 'loss.png') as tmp: ax.figure.savefig(tmp, format='png', dpi=120, bbox_inches='tight')
         plt.close(ax.figure)
         return {}
-    try: m.run('plot', _key('plot', key), ['loss.png'], plot_step, log)
+    try: m.run('plot', input_key(['plot', key]), ['loss.png'], plot_step, log)
     except ModuleNotFoundError as e: log(f"plot: skipped, {e.name} is missing (pip install 'kollm[demo]')")
 
 # %% ../nbs/09_demo.ipynb #20477afa

@@ -21,7 +21,8 @@ from datatrove.pipeline.base import PipelineStep
 from datatrove.utils.logging import setup_default_logger
 from fastcore.script import call_parse
 
-from .runtime import FolderLock, UserError, atomic_path, one_line_errors, remove_path, write_atomic
+from .runtime import (FolderLock, UserError, atomic_path, file_stat, input_key, one_line_errors, remove_path,
+                           write_atomic)
 from .sources import Report, iter_files
 from .dumps import detect_format, read_file
 from .clean import clean_document
@@ -284,7 +285,7 @@ def make_executors(stages: tuple[list, list], work_dir,
     raise ValueError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
 
 # %% ../nbs/05c_pipeline.ipynb #c117886b
-_WORK_STAMP = 'kollm-run.json'
+_WORK_STAMP = 'kollm-run.key'
 
 def _check_out_dir(out_dir: Path):
     "Refuse an output folder that holds anything but a previous run's outputs: it is replaced as a whole."
@@ -296,9 +297,8 @@ def _check_out_dir(out_dir: Path):
                          f"so give it a folder of its own (new, empty, or a previous run's)")
 
 def run_stamp(files: list, settings: dict) -> str:
-    "What makes two runs the same run: the input files (path, size, modification time) and every setting."
-    stats = [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in map(Path, files)]
-    return json.dumps(dict(files=stats, **settings), sort_keys=True, default=str)
+    "What makes two runs the same run: the input files (path, size, modification time) and every setting, as a key."
+    return input_key(dict(files=[file_stat(f) for f in files], **settings))
 
 def work_folder(path, stamp: str) -> Path:
     "The run's work folder: kept if a killed run with the same `stamp` left it (to resume), else started afresh."
