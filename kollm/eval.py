@@ -326,9 +326,11 @@ def plot_training(run_dir, # a training run's folder (with metrics.jsonl)
                  ):
     "A run's loss from `plot_metrics`, with the matching perplexity (exp of the loss, log scale) on the right."
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
     ax = plot_metrics(run_dir, ax or plt.subplots(figsize=(6.5, 3.2))[1])
     perplexity = ax.secondary_yaxis('right', functions=(lambda loss: np.exp(np.clip(loss, None, 50)), np.log))
     perplexity.set_yscale('log')
+    perplexity.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}'))  # 100, not 10²
     perplexity.set_ylabel('perplexity')
     ax.set_title('training run: loss and perplexity')
     return ax
