@@ -5,9 +5,10 @@
 # %% auto #0
 __all__ = ['DTYPES', 'DEBUG_ENV', 'MUON_BATCH_BYTES', 'DISK_FULL_BYTES', 'DEVICE_RNG', 'Precision', 'pick_device', 'fast_bf16',
            'pick_precision', 'UserError', 'error_line', 'one_line_errors', 'looks_like', 'not_utf8', 'read_text',
-           'is_oom', 'to_device', 'memory_in_use', 'remove_path', 'as_disk_full', 'atomic_path', 'write_atomic',
-           'FolderLock', 'foreign_entries', 'refuse_foreign', 'rng_state', 'set_rng_state', 'dataclass_from_dict',
-           'input_key', 'file_stat', 'torch_at_least', 'has_kernel', 'dispatch_mode_class', 'compile_settings']
+           'check_output_file', 'is_oom', 'to_device', 'memory_in_use', 'remove_path', 'as_disk_full', 'atomic_path',
+           'write_atomic', 'FolderLock', 'foreign_entries', 'refuse_foreign', 'rng_state', 'set_rng_state',
+           'dataclass_from_dict', 'input_key', 'file_stat', 'torch_at_least', 'has_kernel', 'dispatch_mode_class',
+           'compile_settings']
 
 # %% ../nbs/04b_runtime.ipynb #19595306
 import dataclasses, difflib, errno, fcntl, functools, hashlib, json, os, shutil, sys, warnings
@@ -129,6 +130,17 @@ def read_text(path) -> str:
     data = Path(path).read_bytes()
     try: return data.decode('utf-8-sig')
     except UnicodeDecodeError as e: raise not_utf8(path, e) from None
+
+# %% ../nbs/04b_runtime.ipynb #92765b3b
+def check_output_file(path, # a file a command will write at its end
+                      flag: str, # the flag that named it, for the message
+                     ) -> Path:
+    "Refuse, before any work, an output file that cannot be written: a folder, or in a folder that does not exist."
+    path = Path(path)
+    if path.is_dir(): raise UserError(f"{flag} {path} is a folder: name a file to write")
+    if not path.parent.is_dir():
+        raise UserError(f"{flag} {path}: the folder {path.parent} does not exist; create it, or name a file elsewhere")
+    return path
 
 # %% ../nbs/04b_runtime.ipynb #c33fafab
 def is_oom(e: BaseException) -> bool:
