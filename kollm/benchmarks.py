@@ -14,9 +14,8 @@ import yaml
 from fastcore.script import call_parse
 
 from .model import KoLLM
-from .runtime import UserError, one_line_errors, pick_device, write_atomic
+from .runtime import UserError, check_output_file, one_line_errors, pick_device, write_atomic
 from .export import export_hf
-from .eval import check_output_file
 
 # %% ../nbs/11_benchmarks.ipynb #26f97137
 def write_choice_task(out_dir, # folder for the task's JSONL and YAML: pass it as `include_path`

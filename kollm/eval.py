@@ -4,9 +4,8 @@
 
 # %% auto #0
 __all__ = ['KOREAN_PROMPTS', 'scored_documents', 'sliding_windows', 'evaluate_text', 'inference_tokenizer', 'check_vocabulary',
-           'load_for_inference', 'check_output_file', 'kollm_eval', 'kollm_generate', 'ngrams', 'distinct_n',
-           'repeated_ngrams', 'shuffle_within', 'kiwi_analyser', 'korean_measures', 'passages_like', 'korean_table',
-           'plot_training']
+           'load_for_inference', 'kollm_eval', 'kollm_generate', 'ngrams', 'distinct_n', 'repeated_ngrams',
+           'shuffle_within', 'kiwi_analyser', 'korean_measures', 'passages_like', 'korean_table', 'plot_training']
 
 # %% ../nbs/07_eval.ipynb #833b5152
 import functools, math, random, re
@@ -24,7 +23,7 @@ from .model import KoLLM
 from .generate import SAMPLING, check_sampling, generate_text
 from .hangul import hangul_share
 from .tokens import TokenShards, iter_documents
-from .runtime import Precision, UserError, one_line_errors, pick_precision, write_atomic
+from .runtime import Precision, UserError, check_output_file, one_line_errors, pick_precision, write_atomic
 from .run import checkpoint_folder, load_checkpoint_model, load_train_config, plot_metrics
 
 # %% ../nbs/07_eval.ipynb #5bde7141
@@ -155,16 +154,6 @@ def load_for_inference(ckpt, # a checkpoint folder (model.safetensors + config.y
     return model, sp, policy
 
 # %% ../nbs/07_eval.ipynb #39751c23
-def check_output_file(path, # a file a command will write at its end
-                      flag: str, # the flag that named it, for the message
-                     ) -> Path:
-    "Refuse, before any work, an output file that cannot be written: a folder, or in a folder that does not exist."
-    path = Path(path)
-    if path.is_dir(): raise UserError(f"{flag} {path} is a folder: name a file to write")
-    if not path.parent.is_dir():
-        raise UserError(f"{flag} {path}: the folder {path.parent} does not exist; create it, or name a file elsewhere")
-    return path
-
 @call_parse
 @one_line_errors
 def kollm_eval(ckpt: str = None, # checkpoint folder (model.safetensors + config.yaml); required
@@ -326,9 +315,11 @@ def plot_training(run_dir, # a training run's folder (with metrics.jsonl)
                  ):
     "A run's loss from `plot_metrics`, with the matching perplexity (exp of the loss, log scale) on the right."
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
     ax = plot_metrics(run_dir, ax or plt.subplots(figsize=(6.5, 3.2))[1])
     perplexity = ax.secondary_yaxis('right', functions=(lambda loss: np.exp(np.clip(loss, None, 50)), np.log))
     perplexity.set_yscale('log')
+    perplexity.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f'{v:g}'))  # 100, not 10²
     perplexity.set_ylabel('perplexity')
     ax.set_title('training run: loss and perplexity')
     return ax

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from fastcore.basics import patch
 from torch import nn, Tensor
 from torch.utils.checkpoint import checkpoint
 
@@ -77,25 +78,26 @@ class KoLLMConfig:
         if path is not None: Path(path).write_text(text, encoding='utf-8')
         return text
 
-    @classmethod
-    def presets(cls) -> list[str]:
-        "Names of the presets shipped in `kollm/configs/model_*.yaml`."
-        files = resources.files('kollm').joinpath('configs').iterdir()
-        return sorted(p.name[len('model_'):-len('.yaml')] for p in files if re.fullmatch(r'model_\w+\.yaml', p.name))
-
-    @classmethod
-    def from_preset(cls, name: str) -> 'KoLLMConfig':
-        "Load a shipped preset by name (see `KoLLMConfig.presets()`)."
-        if name not in cls.presets():
-            raise ValueError(f"unknown model preset {name!r}; available: {', '.join(cls.presets())}")
-        with resources.as_file(resources.files('kollm').joinpath('configs', f'model_{name}.yaml')) as path:
-            return cls.from_yaml(path)
-
 # %% ../nbs/04_model.ipynb #3c318738
 def config_from_dict(d: dict, source: str = 'config') -> KoLLMConfig:
     "Build a model config from a mapping (fields at the top level or under `model:`)."
     if isinstance(d, dict) and isinstance(d.get('model'), dict): d = d['model']
     return dataclass_from_dict(KoLLMConfig, d, source, 'model field')
+
+# %% ../nbs/04_model.ipynb #b9c2744e
+@patch(cls_method=True)
+def presets(cls: KoLLMConfig) -> list[str]:
+    "Names of the presets shipped in `kollm/configs/model_*.yaml`."
+    files = resources.files('kollm').joinpath('configs').iterdir()
+    return sorted(p.name[len('model_'):-len('.yaml')] for p in files if re.fullmatch(r'model_\w+\.yaml', p.name))
+
+@patch(cls_method=True)
+def from_preset(cls: KoLLMConfig, name: str) -> KoLLMConfig:
+    "Load a shipped preset by name (see `KoLLMConfig.presets()`)."
+    if name not in cls.presets():
+        raise ValueError(f"unknown model preset {name!r}; available: {', '.join(cls.presets())}")
+    with resources.as_file(resources.files('kollm').joinpath('configs', f'model_{name}.yaml')) as path:
+        return cls.from_yaml(path)
 
 # %% ../nbs/04_model.ipynb #f8880beb
 class Block(nn.Module):
@@ -263,15 +265,6 @@ class KoLLM(nn.Module):
         self._build_rope()  # keep the angle tables float32 (and on the model's device) whatever the cast
         return self
 
-    def reset_parameters(self):
-        "GPT-2 initialisation: N(0, init_std), residual-writing projections scaled by 1/√(2·num_layers); norms at 1."
-        std = self.cfg.init_std
-        for name, p in self.named_parameters():
-            if p.dim() == 1: nn.init.ones_(p)
-            elif name.endswith(('o_proj.weight', 'down_proj.weight')):
-                nn.init.normal_(p, 0.0, std / (2 * self.cfg.num_layers) ** 0.5)
-            else: nn.init.normal_(p, 0.0, std)
-
     def new_cache(self, max_seq_length: int | None = None) -> list[KVCache]:
         "Empty KV caches, one per block, for sequences of up to `max_seq_length` tokens."
         return [KVCache(max_seq_length or self.cfg.max_seq_length) for _ in self.blocks]
@@ -294,6 +287,17 @@ class KoLLM(nn.Module):
         if labels is not None:
             return None, linear_cross_entropy(self.norm(x), self.lm_head.weight, labels, self.loss_chunk)
         return self.lm_head(self.norm(x[:, -1:] if last_only else x)), None
+
+# %% ../nbs/04_model.ipynb #55390a32
+@patch
+def reset_parameters(self: KoLLM):
+    "GPT-2 initialisation: N(0, init_std), residual-writing projections scaled by 1/√(2·num_layers); norms at 1."
+    std = self.cfg.init_std
+    for name, p in self.named_parameters():
+        if p.dim() == 1: nn.init.ones_(p)
+        elif name.endswith(('o_proj.weight', 'down_proj.weight')):
+            nn.init.normal_(p, 0.0, std / (2 * self.cfg.num_layers) ** 0.5)
+        else: nn.init.normal_(p, 0.0, std)
 
 # %% ../nbs/04_model.ipynb #7b42c11f
 def count_parameters(cfg: KoLLMConfig) -> int:
