@@ -36,14 +36,14 @@ BEFORE_DATATROVE = 'd5cbbde'  # kollm/data.py before the datatrove pipeline: the
 NOTES = """
 ## Notes that the chapters point here for
 
-**The filters on a larger corpus.** The quality filters' defaults (chapter 05a_clean) were tuned on the project's own
+**The filters on a larger corpus.** The quality filters' defaults (chapter 05c_clean) were tuned on the project's own
 54 MB corpus (reviews, law, literature, dialogue, reports, technical docs, news), which only the benchmarks read, since
 readers do not have it. It is already cleaned and deduplicated by line, so few documents fall out (93% kept); the
 report shows which filters still bite: one-word reviews and dialogue turns (`too_short`, 17,375 documents), English
 passages in the technical docs (`low_hangul`, 208), `ㅋㅋㅋ`-style reviews (`repetitive`, 265), and a few e-mail
 addresses (48). `kollm_prepare` on a folder of your own text prints the same table.
 
-**MinHash before NumPy.** The near-duplicate index (chapter 05b_dedup) first used `datasketch`, and it was the slowest
+**MinHash before NumPy.** The near-duplicate index (chapter 05d_dedup) first used `datasketch`, and it was the slowest
 part of the pipeline: it hashes shingles one Python call at a time and regenerates its permutations for each document.
 kollm's signature hashes all shingles of a document at once in NumPy with multiply-shift hash functions (no modulo),
 and the workers compute the signatures and band keys, so the main process only looks up a few keys per document and

@@ -1,4 +1,4 @@
-"""`prepare`'s promises that chapter 05c_pipeline states and these tests keep: the Slurm executor's options, outputs
+"""`prepare`'s promises that chapter 05e_pipeline states and these tests keep: the Slurm executor's options, outputs
 that are one unit, a run killed with SIGKILL that resumes, a local Ray cluster writing the same files, and `--help`.
 """
 import importlib.util, os, random, signal, subprocess, sys, time

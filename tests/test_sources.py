@@ -1,4 +1,4 @@
-"""Every source reader on every fixture and every way a file can go wrong: the batteries behind chapters 05 and 05_dumps.
+"""Every source reader on every fixture and every way a file can go wrong: the batteries behind chapters 05 and 05a_dumps.
 
 Each fixture in nbs/fixtures/sources is written in its source's real format (fixtures/sources/FORMATS.md gives the
 schemas and where they were checked); the counts below are what each was built to contain. Archives are cut at every
@@ -128,7 +128,7 @@ def test_namuwiki_shapes_and_cuts(tmp_path):
 
 
 def test_modu_and_aihub_schemas(tmp_path):
-    "One file per schema variant of chapter 05_dumps' table, each with a BOM; an unknown schema is one problem."
+    "One file per schema variant of chapter 05a_dumps' table, each with a BOM; an unknown schema is one problem."
     schemas = tmp_path
     turns = [{'participantID': 'P01', 'utterance': '오늘 점심 뭐 먹었어?'}, {'participantID': 'P02', 'utterance': '김치찌개 먹었지 ㅋㅋ'}]
     samples = {  # file: (JSON, expected texts), one per schema variant in the table above
