@@ -93,7 +93,7 @@ class CleanKorean(PipelineStep):
             doc.text, kept = clean, kept + 1
             yield doc
         self.stat_update('kept', value=kept)
-        report.save(Path(self.work_dir) / 'reports' / f'clean-{rank:05f}.json')
+        report.save(Path(self.work_dir) / 'reports' / f'clean-{rank:05d}.json')
 
 class SignDocuments(PipelineStep):
     "What the dedup stage compares, computed where there are many tasks: the exact hash and the MinHash band keys."

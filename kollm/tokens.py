@@ -140,7 +140,7 @@ def tokenize_text(text_file, # a `prepare` output (`train.txt`, `valid.txt`): do
     dtype, bos, eos = token_dtype(sp.vocab_size()), sp.bos_id(), sp.eos_id()
     shards, tmp_files = [], []
     def open_shard():
-        name = f'{split}-{len(shards):05f}'
+        name = f'{split}-{len(shards):05d}'
         files = [out_dir / f'.{name}.bin.tmp', out_dir / f'.{name}.docs.bin.tmp']
         tmp_files.extend(files)
         shards.append(dict(tokens_file=f'{name}.bin', docs_file=f'{name}.docs.bin', tokens=0, documents=0))
