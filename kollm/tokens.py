@@ -122,6 +122,7 @@ def token_dtype(vocab_size: int) -> np.dtype:
     "The smallest unsigned integer type that holds every token id."
     return np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
 
+# %% ../nbs/05f_tokens.ipynb #0b578bed
 def tokenize_text(text_file, # a `prepare` output (`train.txt`, `valid.txt`): documents separated by blank lines
                   tokenizer='models/tokenizer.model', # SentencePiece model from `train_tokenizer`
                   out_dir='data/tokens', # where the shards and the meta file go
@@ -243,6 +244,7 @@ class EndlessBatches(Sampler):
             for i in range(b, self.per_epoch): yield order[i * self.batch_size:(i + 1) * self.batch_size].tolist()
             epoch, b = epoch + 1, 0
 
+# %% ../nbs/05f_tokens.ipynb #1c1ad0f4
 def _input_and_target(windows: list[Tensor]) -> tuple[Tensor, Tensor]:
     batch = torch.stack(windows)
     return batch[:, :-1], batch[:, 1:]
@@ -333,6 +335,7 @@ def kollm_tokenizer(inputs: str = 'data/processed/train.txt', # text files to tr
         print(f"{valid}: {c['tokens']:,} tokens, {c['chars_per_token']:.2f} characters/token, "
               f"{c['bytes_per_token']:.2f} bytes/token")
 
+# %% ../nbs/05f_tokens.ipynb #436e6410
 @call_parse
 @one_line_errors
 def kollm_tokenize(inputs: str = 'data/processed/train.txt,data/processed/valid.txt', # files (one per split), by commas
