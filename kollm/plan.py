@@ -17,7 +17,7 @@ from fastcore.script import call_parse
 
 from .model import KoLLMConfig, count_parameters, loss_chunk_size
 from .runtime import DTYPES, MUON_BATCH_BYTES, UserError, one_line_errors
-from .run import TrainConfig
+from .config import TrainConfig
 
 # %% ../nbs/06b_plan.ipynb #1e648fdc
 # a matmul operand's bytes (autocast for fp16/bf16)
