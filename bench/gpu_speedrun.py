@@ -72,7 +72,7 @@ def part_optimizer_steps(args) -> dict:
     "Median seconds of one optimizer step on medium's parameters with random gradients, per optimizer."
     import torch
     from kollm.model import KoLLM, KoLLMConfig
-    from kollm.run import TrainConfig
+    from kollm.config import TrainConfig
     from kollm.optim import make_optimizer
     device = torch.device('cpu' if args.smoke else 'cuda')
     preset = 'tiny' if args.smoke else 'medium'
@@ -103,7 +103,8 @@ def part_mfu(args, optimizer: str) -> dict:
     "kollm's trainer at the plan's batch for a few steps: tokens/s after compilation, MFU, peak memory."
     import torch
     from kollm.plan import model_flops_per_token
-    from kollm.run import load_train_config, read_metrics
+    from kollm.config import load_train_config
+    from kollm.run import read_metrics
     from kollm.train import train
     import kollm.optim as ko
     run = dict(MFU_RUN, optimizer='adamw' if optimizer == 'adamw' else 'muon', batch_size=args.mfu_micro_batch,
@@ -135,7 +136,8 @@ def part_speedrun(args, recipe: str) -> dict:
     import torch
     from kollm.eval import evaluate_text, inference_tokenizer
     from kollm.plan import model_flops_per_token
-    from kollm.run import load_checkpoint_model, load_train_config, read_metrics
+    from kollm.config import load_train_config
+    from kollm.run import load_checkpoint_model, read_metrics
     from kollm.runtime import pick_precision
     from kollm.train import train
     out = Path(args.work) / f"run-{recipe.replace(' ', '_')}"

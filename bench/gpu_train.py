@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from kollm.plan import GiB, estimate_memory, model_flops_per_token
-from kollm.run import load_train_config
+from kollm.config import load_train_config
 from kollm.train import train
 from common import gpu_peak_flops, write_report
 

@@ -87,7 +87,8 @@ def prepare_data(corpus: Path = CORPUS, log=print) -> Path:
 def run_one(recipe: str, minutes: float, seed: int, out: Path) -> dict:
     "Train one recipe for `minutes` and score it (called in a fresh process by `main`)."
     import torch
-    from kollm.run import load_train_config, load_checkpoint_model, read_metrics
+    from kollm.config import load_train_config
+    from kollm.run import load_checkpoint_model, read_metrics
     from kollm.train import budget_overrides, train
     from kollm.runtime import pick_precision
     from kollm.eval import evaluate_text, inference_tokenizer

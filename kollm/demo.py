@@ -21,7 +21,8 @@ from .hangul import hangul_share
 from .sources import embedded_corpus, iter_files
 from .pipeline import prepare
 from .tokens import compression, load_tokenizer, tokenize_text, train_tokenizer
-from .run import TrainConfig, list_checkpoints, load_train_config, plot_metrics, read_metrics
+from .config import TrainConfig, load_train_config
+from .run import list_checkpoints, plot_metrics, read_metrics
 from .train import train
 from .eval import evaluate_text, load_for_inference
 

@@ -22,7 +22,8 @@ from .model import KoLLM, KoLLMConfig, RecordOps, count_parameters
 from .gqa import explicit_causal_mask
 from .tokens import load_tokenizer, train_tokenizer
 from .runtime import Precision, UserError, one_line_errors, pick_device, pick_precision, rng_state, set_rng_state
-from .run import TrainConfig, load_state, load_weights, save_checkpoint
+from .config import TrainConfig
+from .run import load_state, load_weights, save_checkpoint
 from .optim import make_optimizer
 from .train import train_step
 from .eval import evaluate_text

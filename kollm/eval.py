@@ -24,7 +24,8 @@ from .generate import SAMPLING, check_sampling, generate_text
 from .hangul import hangul_share
 from .tokens import TokenShards, iter_documents
 from .runtime import Precision, UserError, check_output_file, one_line_errors, pick_precision, write_atomic
-from .run import checkpoint_folder, load_checkpoint_model, load_train_config, plot_metrics
+from .config import load_train_config
+from .run import checkpoint_folder, load_checkpoint_model, plot_metrics
 
 # %% ../nbs/07_eval.ipynb #5bde7141
 def scored_documents(path, # a `prepare` text file, or a folder of `tokenize_text` shards

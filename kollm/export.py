@@ -20,8 +20,8 @@ from .generate import SAMPLING
 from .tokens import SPECIAL_IDS, load_tokenizer
 from .chat import add_chat_to_hf, chat_template, has_chat_pieces
 from .runtime import DTYPES, FolderLock, UserError, atomic_path, one_line_errors, refuse_foreign, write_atomic
-from .run import (TrainConfig, check_tokenizer, checkpoint_folder, load_checkpoint_model, load_train_config,
-                       write_weights)
+from .config import TrainConfig, load_train_config
+from .run import check_tokenizer, checkpoint_folder, load_checkpoint_model, write_weights
 
 # %% ../nbs/08_export.ipynb #425a92c3
 def _normalizes_like_kollm(sp) -> bool:

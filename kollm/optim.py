@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch import nn, Tensor
 
 from .runtime import MUON_BATCH_BYTES
-from .run import TrainConfig
+from .config import TrainConfig
 
 # %% ../nbs/06a_optim.ipynb #9aa1f989
 def orthogonalize(X: Tensor, # a matrix (rows, cols) or a stack of them (n, rows, cols)

@@ -20,7 +20,8 @@ from torch.utils.data import Dataset
 from .chat import ROLES, add_chat_pieces, chat_ids, grow_vocabulary, render_chat
 from .generate import SAMPLING, TokenStreamer, generate_ids
 from .model import KoLLM
-from .run import TrainConfig, load_checkpoint_model, load_train_config, run_folder_lock, write_weights
+from .config import TrainConfig, load_train_config
+from .run import load_checkpoint_model, run_folder_lock, write_weights
 from .runtime import Precision, UserError, atomic_path, one_line_errors, read_text, refuse_foreign, write_atomic
 from .tokens import TokenLoader, EndlessBatches, load_tokenizer
 from .train import Trainer
@@ -184,7 +185,7 @@ def sft(ckpt, # the pretrained checkpoint folder to tune
         overrides: list = (), # `TrainConfig` fields as key=value (lr, max_steps, optimizer, max_minutes, ...)
        ) -> dict:
     "Instruction-tune `ckpt` on conversations, the loss on assistant tokens only; return the trainer's result."
-    from kollm.run import set_override
+    from kollm.config import set_override
     from kollm.runtime import dataclass_from_dict
     out = Path(out)
     with run_folder_lock(out):  # one writer from the first file on; the trainer inside finds it held

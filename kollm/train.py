@@ -23,9 +23,9 @@ from .model import KoLLM, KoLLMConfig, count_parameters
 from .tokens import TokenLoader, TokenShards, TokenWindows
 from .runtime import (Precision, UserError, is_oom, memory_in_use,
                            one_line_errors, pick_precision, set_rng_state, to_device, write_atomic)
-from .run import (METRICS, TrainConfig, average_checkpoints, keep_metrics_until,
-                       last_val_loss, list_checkpoints, load_initial_weights, load_state,
-                       load_train_config, load_weights, save_checkpoint, RESUME, claim_run_folder,
+from .config import TrainConfig, load_train_config
+from .run import (METRICS, average_checkpoints, keep_metrics_until, last_val_loss, list_checkpoints,
+                       load_initial_weights, load_state, load_weights, save_checkpoint, RESUME, claim_run_folder,
                        intact_checkpoints, metrics_line, newest_intact, run_folder_lock)
 from .optim import BUDGET_MAX_STEPS, TimeBudget, lr_at, make_optimizer
 from .distributed import (all_rng_states, data_parallel, gather_full_state, init_distributed, load_full_state,

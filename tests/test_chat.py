@@ -180,7 +180,8 @@ def test_exports_chat_as_kollm_does(tokenizers, tmp_path):
 
 def test_kollm_chat_talks_resets_and_leaves_in_a_terminal(tokenizers, tmp_path):
     from dataclasses import asdict
-    from kollm.run import TrainConfig, save_checkpoint
+    from kollm.config import TrainConfig
+    from kollm.run import save_checkpoint
     sp = spm.SentencePieceProcessor(model_file=str(tokenizers[1]))
     torch.manual_seed(0)
     model = KoLLM(KoLLMConfig(vocab_size=sp.vocab_size(), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,

@@ -12,7 +12,7 @@ import pytest
 from fastcore.script import anno_parser
 
 from kollm.sources import embedded_corpus
-from kollm.run import load_train_config
+from kollm.config import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ['kollm_smoke', 'kollm_prepare', 'kollm_tokenizer', 'kollm_tokenize', 'kollm_train', 'kollm_plan',

@@ -16,7 +16,8 @@ from kollm.data import embedded_corpus
 from kollm.eval import evaluate_text, load_for_inference
 from kollm.export import bpe_vocab_and_merges, export_gguf, export_hf, hf_tokenizer, import_hf, kollm_export, kollm_import
 from kollm.model import KoLLM, KoLLMConfig, to_hf
-from kollm.run import TrainConfig, load_train_config, save_checkpoint
+from kollm.config import TrainConfig, load_train_config
+from kollm.run import save_checkpoint
 from kollm.runtime import DEBUG_ENV, UserError
 from kollm.tokens import SPECIAL_IDS, iter_lines_of, load_tokenizer, train_tokenizer
 

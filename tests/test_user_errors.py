@@ -40,7 +40,8 @@ from kollm.runtime import DEBUG_ENV, FolderLock, UserError
 from kollm.sources import embedded_corpus
 from kollm.pipeline import kollm_prepare
 from kollm.tokens import train_tokenizer, kollm_tokenizer, kollm_tokenize
-from kollm.run import TrainConfig, save_checkpoint
+from kollm.config import TrainConfig
+from kollm.run import save_checkpoint
 from kollm.plan import kollm_plan
 from kollm.eval import kollm_eval, kollm_generate
 from kollm.generate import generate_ids
