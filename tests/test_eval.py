@@ -5,7 +5,7 @@ import pytest
 import sentencepiece as spm
 import torch
 
-from kollm.data import hangul_share
+from kollm.hangul import hangul_share
 from kollm.eval import (KOREAN_PROMPTS, check_vocabulary, inference_tokenizer, korean_measures, korean_table,
                         passages_like)
 from kollm.model import KoLLM, KoLLMConfig

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 gguf = pytest.importorskip('gguf')
 llama_cpp = pytest.importorskip('llama_cpp')
 
-from kollm.data import embedded_corpus
+from kollm.sources import embedded_corpus
 from kollm.eval import evaluate_text, load_for_inference
 from kollm.export import bpe_vocab_and_merges, export_gguf, export_hf, hf_tokenizer, import_hf, kollm_export, kollm_import
 from kollm.model import KoLLM, KoLLMConfig, to_hf
