@@ -193,7 +193,7 @@ def kollm_generate(ckpt: str = None, # checkpoint folder (model.safetensors + co
                    seed: int = None, # random seed, for reproducible samples
                    device: str = 'auto', # auto, cpu, cuda, mps
                    precision: str = 'auto', # auto, fp32, fp16, bf16
-                   compile: bool = False, # compile the decoding step first (once, 20-60 s; then ≤ ~1.8x faster on CPU)
+                   compile: bool = False, # compile the decoding step first (a one-off cost, then faster steps; 04d)
                   ):
     "Continue a prompt with a checkpoint, streaming the text as it is decoded."
     if not ckpt: raise UserError("kollm_generate needs --ckpt DIR (see --help)")
