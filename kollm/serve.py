@@ -128,7 +128,8 @@ PAGE = """<!doctype html><meta charset="utf-8"><title>kollm</title>
 <style>body{font-family:sans-serif;max-width:46em;margin:2em auto}#log div{margin:.4em 0;white-space:pre-wrap}
 .user{color:#555}.assistant{color:#063}</style>
 <h3>kollm</h3><div id="log"></div>
-<form id="f"><input id="q" style="width:80%" autofocus placeholder="질문을 입력하세요"><button>보내기</button></form>
+<form id="f"><input id="q" style="width:70%" autofocus placeholder="질문을 입력하세요"><button>보내기</button>
+<label>temperature <input id="t" type="number" value="0.8" min="0" step="0.1" style="width:4em"></label></form>
 <script>
 const messages = [], log = document.getElementById('log');
 document.getElementById('f').onsubmit = async (e) => {
@@ -141,7 +142,8 @@ document.getElementById('f').onsubmit = async (e) => {
   const out = log.lastElementChild, button = document.querySelector('button');
   button.disabled = true;  // one question at a time: the reply is part of the next request's conversation
   const r = await fetch('/v1/chat/completions', {method: 'POST', headers: {'Content-Type': 'application/json'},
-    body: JSON.stringify({model: MODEL, messages, stream: true})});
+    body: JSON.stringify({model: MODEL, messages, stream: true,
+                          temperature: parseFloat(document.getElementById('t').value)})});
   if (!r.ok) {  // a refused request: its OpenAI-style message, and the turn is not kept
     out.textContent = (await r.json()).error.message; out.dataset.done = 'error';
     messages.pop(); button.disabled = false; return;

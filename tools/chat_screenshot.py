@@ -13,7 +13,8 @@ from kollm.runtime import atomic_path
 from kollm.serve import ChatServer
 
 
-def screenshot(server: ChatServer, question: str, out: Path, size=(760, 420), timeout: float = 120) -> dict:
+def screenshot(server: ChatServer, question: str, out: Path, temperature: float | None = None, size=(760, 420),
+               timeout: float = 120) -> dict:
     """Open the page, ask `question`, wait for the streamed answer to finish, and save the window as a PNG at `out`.
     Returns what the page shows: the question, the answer, and whether it takes the next question."""
     from selenium import webdriver
@@ -28,6 +29,10 @@ def screenshot(server: ChatServer, question: str, out: Path, size=(760, 420), ti
     driver = webdriver.Chrome(service=service, options=options)
     try:
         driver.get(f'http://127.0.0.1:{server.server_port}/')
+        if temperature is not None:  # the page's own field, as a person would set it
+            field = driver.find_element(By.ID, 't')
+            field.clear()
+            field.send_keys(str(temperature))
         driver.find_element(By.ID, 'q').send_keys(question)
         driver.find_element(By.TAG_NAME, 'button').click()
         WebDriverWait(driver, timeout).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#log .assistant[data-done]'))
@@ -46,6 +51,7 @@ def main():
     p.add_argument('--ckpt', required=True, help='an instruction-tuned checkpoint folder (from kollm_sft)')
     p.add_argument('--tokenizer', help="SentencePiece model with the chat pieces (default: the checkpoint's)")
     p.add_argument('--question', required=True, help="the user's message typed into the page")
+    p.add_argument('--temperature', type=float, help="set in the page before asking (default: the page's 0.8; 0: greedy)")
     p.add_argument('--out', type=Path, default=Path('nbs/images/chat_page.png'), help='the PNG to write')
     a = p.parse_args()
     model, sp, policy = load_for_inference(a.ckpt, a.tokenizer, 'cpu', 'fp32')
@@ -53,7 +59,7 @@ def main():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         a.out.parent.mkdir(parents=True, exist_ok=True)
-        print(f"{a.out}: the answer was {screenshot(server, a.question, a.out)['answer']!r}")
+        print(f"{a.out}: the answer was {screenshot(server, a.question, a.out, a.temperature)['answer']!r}")
     finally:
         server.shutdown()
 
