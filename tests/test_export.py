@@ -149,9 +149,16 @@ def test_untied_padded_gguf(work):
 
 
 def test_half_precision_gguf(work):
-    "A float16 file is half the size, its logits within a tenth; a float16 cache close too; no accidental replacement."
+    "Token types and ids; a float16 file half the size, logits within a tenth; a float16 cache close; no replacing."
     model, d = work['model'], work['dir']
     full = export_gguf(work['ckpt'], d / 'full.gguf')
+    reader = gguf.GGUFReader(full)  # the pieces' types llama.cpp acts on, and the special ids
+    field = lambda key: reader.fields[key].contents()
+    T = gguf.TokenType
+    assert field('general.architecture') == 'llama'
+    assert field('tokenizer.ggml.token_type')[:9] == [T.CONTROL, T.UNKNOWN, T.CONTROL, T.CONTROL] + [T.CONTROL] * 4 + [
+        T.BYTE]  # pad, unk, <s>, </s>, chapter 12's four chat pieces, then the bytes
+    assert [field(f'tokenizer.ggml.{k}_token_id') for k in ('padding', 'unknown', 'bos', 'eos')] == [0, 1, 2, 3]
     half = export_gguf(model, d / 'half.gguf', tokenizer=work['tokenizer'], dtype='fp16')
     assert half.stat().st_size < 0.6 * full.stat().st_size
     llm = open_gguf(half)
@@ -183,13 +190,21 @@ def test_console_functions(work, capsys):
 
 
 def test_continued_pretraining_from_an_import(work):
-    "`kollm_train --resume` on an import: the first run starts from the imported weights, the second goes on."
+    "The export read back (decoding, special ids); `kollm_train --resume` on its import: from its weights, then on."
     from kollm.run import list_checkpoints, load_checkpoint_model
     from kollm.tokens import tokenize_text
     from kollm.train import train
     d, model = work['dir'], work['model']
-    imported = import_hf(export_hf(work['ckpt'], d / 'hf-continue'), d / 'continued')
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    hf_dir = export_hf(work['ckpt'], d / 'hf-continue')
+    tok, prompts = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True), ['대한민국은 민주공화국이다.', '모든 국민은']
+    assert [tok.decode(ids, skip_special_tokens=True) for ids in work['ids']] == prompts
+    config = AutoModelForCausalLM.from_pretrained(hf_dir, local_files_only=True).config
+    assert [config.pad_token_id, config.bos_token_id, config.eos_token_id] == [0, 2, 3]
+    imported = import_hf(hf_dir, d / 'continued')
     cfg = load_train_config(str(imported / 'config.yaml'))
+    assert load_tokenizer(cfg.tokenizer).encode(prompts[0]) == work['sp'].encode(prompts[0])
+    assert list_checkpoints(d / 'continued') == []  # weights only: nothing for --resume to continue
     lines = list(iter_lines_of(embedded_corpus()))
     for split, part in (('train', lines[:-40]), ('valid', lines[-40:])):
         (d / f'{split}.txt').write_text('\n\n'.join(part) + '\n', encoding='utf-8')
@@ -248,31 +263,3 @@ def test_permuted_rows_under_interleaved_rope_give_the_same_scores():
     torch.testing.assert_close(q_llama @ k_llama.transpose(-1, -2), q_kollm @ k_kollm.transpose(-1, -2), atol=1e-3,
                                rtol=1e-4)
     assert not torch.allclose(rope_interleaved(split(w_q)), q_kollm, atol=1e-2), 'equal without the permutation'
-
-
-def test_gguf_token_types_and_ids(work):
-    "The pieces' types llama.cpp acts on (control, unknown, the chat pieces, bytes) and the special ids."
-    reader = gguf.GGUFReader(export_gguf(work['ckpt'], work['dir'] / 'types.gguf'))
-    field = lambda key: reader.fields[key].contents()
-    assert field('general.architecture') == 'llama'
-    T = gguf.TokenType
-    assert field('tokenizer.ggml.token_type')[:9] == [T.CONTROL, T.UNKNOWN, T.CONTROL, T.CONTROL] + [T.CONTROL] * 4 + [
-        T.BYTE]  # pad, unk, <s>, </s>, chapter 12's four chat pieces, then the bytes
-    assert [field(f'tokenizer.ggml.{k}_token_id') for k in ('padding', 'unknown', 'bos', 'eos')] == [0, 1, 2, 3]
-
-
-def test_hf_round_trip_details(work):
-    "Decoding gives the prompts back; the config's special ids; the import's tokenizer; no state for --resume."
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from kollm.run import list_checkpoints
-    d, sp = work['dir'], work['sp']
-    hf_dir = export_hf(work['ckpt'], d / 'hf-details')
-    tok = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True)
-    prompts = ['대한민국은 민주공화국이다.', '모든 국민은']
-    assert [tok.decode(ids, skip_special_tokens=True) for ids in work['ids']] == prompts
-    config = AutoModelForCausalLM.from_pretrained(hf_dir, local_files_only=True).config
-    assert [config.pad_token_id, config.bos_token_id, config.eos_token_id] == [0, 2, 3]
-    imported = import_hf(hf_dir, d / 'details-import')
-    assert load_tokenizer(load_train_config(str(imported / 'config.yaml')).tokenizer).encode(prompts[0]) == sp.encode(
-        prompts[0])
-    assert list_checkpoints(d / 'details-import') == []  # weights only: nothing for --resume to continue
