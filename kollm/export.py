@@ -224,28 +224,19 @@ def check_gguf_file(path, overwrite: bool = False) -> Path:
 def _add_gguf_header(writer, cfg, sp, dtype: str):
     "The metadata llama.cpp builds its graph from, and the tokenizer as its three lists."
     import gguf
-    writer.add_context_length(cfg.max_seq_length)
-    writer.add_embedding_length(cfg.hidden_size)
-    writer.add_block_count(cfg.num_layers)
-    writer.add_feed_forward_length(cfg.intermediate_size)
-    writer.add_head_count(cfg.num_heads)
-    writer.add_head_count_kv(cfg.num_kv_heads)
-    writer.add_rope_dimension_count(cfg.head_dim)
-    writer.add_rope_freq_base(cfg.rope_theta)
-    writer.add_layer_norm_rms_eps(cfg.norm_eps)
-    writer.add_vocab_size(cfg.vocab_size)
+    for key, value in dict(context_length=cfg.max_seq_length, embedding_length=cfg.hidden_size,
+                           block_count=cfg.num_layers, feed_forward_length=cfg.intermediate_size,
+                           head_count=cfg.num_heads, head_count_kv=cfg.num_kv_heads, rope_dimension_count=cfg.head_dim,
+                           rope_freq_base=cfg.rope_theta, layer_norm_rms_eps=cfg.norm_eps, vocab_size=cfg.vocab_size,
+                           tokenizer_model='llama', bos_token_id=sp.bos_id(), eos_token_id=sp.eos_id(),
+                           unk_token_id=sp.unk_id(), pad_token_id=sp.pad_id(), add_bos_token=True,
+                           add_eos_token=False).items():
+        getattr(writer, f'add_{key}')(value)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == 'fp32' else gguf.LlamaFileType.MOSTLY_F16)
-    writer.add_tokenizer_model('llama')
     writer.add_token_list([sp.id_to_piece(i) if i < sp.vocab_size() else f'[PAD{i}]'
                            for i in range(cfg.vocab_size)])
     writer.add_token_scores([sp.get_score(i) if i < sp.vocab_size() else -1e4 for i in range(cfg.vocab_size)])
     writer.add_token_types([_token_type(sp, i) for i in range(cfg.vocab_size)])
-    writer.add_bos_token_id(sp.bos_id())
-    writer.add_eos_token_id(sp.eos_id())
-    writer.add_unk_token_id(sp.unk_id())
-    writer.add_pad_token_id(sp.pad_id())
-    writer.add_add_bos_token(True)
-    writer.add_add_eos_token(False)
     if has_chat_pieces(sp): writer.add_chat_template(chat_template())  # chapter 12's format
 
 # %% ../nbs/08_export.ipynb #872995e0

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable, Iterable
 from uuid import uuid4
 
-import torch
 from fastcore.basics import patch
 from fastcore.script import call_parse
 

@@ -1,5 +1,6 @@
-"""Chapter 08's export and import, beyond the lesson: the refusals, the other precisions and shapes, a Hub model's
-tokenizer of other special ids, and the console functions (the chapter keeps one check per idea)."""
+"""Chapter 08's export and import, beyond the lesson: the refusals, the other precisions and shapes, the RoPE
+permutation against an interleaved RoPE, the GGUF token types, a Hub model's tokenizer of other special ids, and the
+console functions (the chapter keeps one check per idea)."""
 import dataclasses, os, random, shutil
 from dataclasses import asdict
 from unittest import mock
@@ -14,9 +15,11 @@ llama_cpp = pytest.importorskip('llama_cpp')
 
 from kollm.sources import embedded_corpus
 from kollm.eval import evaluate_text, load_for_inference
-from kollm.export import bpe_vocab_and_merges, export_gguf, export_hf, hf_tokenizer, import_hf, kollm_export, kollm_import
+from kollm.export import (bpe_vocab_and_merges, check_export_folder, export_gguf, export_hf, hf_tokenizer, import_hf,
+                          kollm_export, kollm_import, permute_rope_rows)
 from kollm.model import KoLLM, KoLLMConfig, to_hf
 from kollm.config import TrainConfig, load_train_config
+from kollm.rope import apply_rope, rope_cache, rope_frequencies
 from kollm.run import save_checkpoint
 from kollm.runtime import DEBUG_ENV, UserError
 from kollm.tokens import SPECIAL_IDS, iter_lines_of, load_tokenizer, train_tokenizer
@@ -147,15 +150,25 @@ def test_untied_padded_gguf(work):
 
 
 def test_half_precision_gguf(work):
-    "A float16 file is about half the size, its logits within a tenth; an existing file is not replaced by accident."
+    "Token types and ids; a float16 file half the size, logits within a tenth; a float16 cache close; no replacing."
     model, d = work['model'], work['dir']
     full = export_gguf(work['ckpt'], d / 'full.gguf')
+    reader = gguf.GGUFReader(full)  # the pieces' types llama.cpp acts on, and the special ids
+    field = lambda key: reader.fields[key].contents()
+    T = gguf.TokenType
+    assert field('general.architecture') == 'llama'
+    assert field('tokenizer.ggml.token_type')[:9] == [T.CONTROL, T.UNKNOWN, T.CONTROL, T.CONTROL] + [T.CONTROL] * 4 + [
+        T.BYTE]  # pad, unk, <s>, </s>, chapter 12's four chat pieces, then the bytes
+    assert [field(f'tokenizer.ggml.{k}_token_id') for k in ('padding', 'unknown', 'bos', 'eos')] == [0, 1, 2, 3]
     half = export_gguf(model, d / 'half.gguf', tokenizer=work['tokenizer'], dtype='fp16')
     assert half.stat().st_size < 0.6 * full.stat().st_size
     llm = open_gguf(half)
+    f16_cache = llama_cpp.Llama(model_path=str(full), n_ctx=256, logits_all=True, verbose=False)  # llama.cpp's default
     with torch.no_grad():
         for ids in work['ids']:
-            assert np.abs(llama_greedy(llm, ids, 1)[1] - model(torch.tensor([ids]))[0][0, -1].numpy()).max() < 0.1
+            ours = model(torch.tensor([ids]))[0][0, -1].numpy()
+            assert np.abs(llama_greedy(llm, ids, 1)[1] - ours).max() < 0.1
+            assert np.abs(llama_greedy(f16_cache, ids, 1)[1] - ours).max() < 0.05  # a float16 cache: about 1e-3
     with pytest.raises(UserError, match='overwrite=True'): export_gguf(work['ckpt'], full)
 
 
@@ -178,13 +191,21 @@ def test_console_functions(work, capsys):
 
 
 def test_continued_pretraining_from_an_import(work):
-    "`kollm_train --resume` on an import: the first run starts from the imported weights, the second goes on."
+    "The export read back (decoding, special ids); `kollm_train --resume` on its import: from its weights, then on."
     from kollm.run import list_checkpoints, load_checkpoint_model
     from kollm.tokens import tokenize_text
     from kollm.train import train
     d, model = work['dir'], work['model']
-    imported = import_hf(export_hf(work['ckpt'], d / 'hf-continue'), d / 'continued')
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    hf_dir = export_hf(work['ckpt'], d / 'hf-continue')
+    tok, prompts = AutoTokenizer.from_pretrained(hf_dir, local_files_only=True), ['대한민국은 민주공화국이다.', '모든 국민은']
+    assert [tok.decode(ids, skip_special_tokens=True) for ids in work['ids']] == prompts
+    config = AutoModelForCausalLM.from_pretrained(hf_dir, local_files_only=True).config
+    assert [config.pad_token_id, config.bos_token_id, config.eos_token_id] == [0, 2, 3]
+    imported = import_hf(hf_dir, d / 'continued')
     cfg = load_train_config(str(imported / 'config.yaml'))
+    assert load_tokenizer(cfg.tokenizer).encode(prompts[0]) == work['sp'].encode(prompts[0])
+    assert list_checkpoints(d / 'continued') == []  # weights only: nothing for --resume to continue
     lines = list(iter_lines_of(embedded_corpus()))
     for split, part in (('train', lines[:-40]), ('valid', lines[-40:])):
         (d / f'{split}.txt').write_text('\n\n'.join(part) + '\n', encoding='utf-8')
@@ -210,3 +231,36 @@ def test_llama_cpp_tokenizer_differs_on_runs_of_spaces(work):
     wrong = [t for t in lines if llama_ids(t) != [sp.bos_id(), *sp.encode(t)]]
     assert wrong and all('  ' in t for t in wrong)
     assert llama_ids('법률  제  호') != [sp.bos_id(), *sp.encode('법률  제  호')]
+
+
+def test_export_folder_refusals(tmp_path):
+    "A folder the user filled is never replaced; nor is a folder around the checkpoint being read (the run would go)."
+    (tmp_path / 'notes.txt').write_text('mine')
+    with pytest.raises(UserError, match='holds no kollm export'): check_export_folder(tmp_path, overwrite=True)
+    with pytest.raises(UserError, match='which the export reads from'):
+        check_export_folder(tmp_path / 'run' / 'checkpoints', tmp_path / 'run' / 'checkpoints' / 'step-0000008')
+
+
+def rope_interleaved(x: torch.Tensor, theta: float = 10000.0) -> torch.Tensor:
+    "llama.cpp's RoPE: rotate neighbouring pairs (2i, 2i+1) of (heads, seq, head_dim) by position × θᵢ."
+    angles = torch.outer(torch.arange(x.shape[-2], dtype=torch.float32), rope_frequencies(x.shape[-1], theta))
+    pairs = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2).contiguous())
+    return torch.view_as_real(pairs * torch.polar(torch.ones_like(angles), angles)).flatten(-2)
+
+
+def test_permuted_rows_under_interleaved_rope_give_the_same_scores():
+    "Rotate the kollm way then permute, or permute the projection and rotate neighbours: the same vectors and scores."
+    torch.manual_seed(0)
+    heads, head_dim, hidden, seq = 4, 16, 32, 10
+    w_q, w_k, h = torch.randn(heads * head_dim, hidden), torch.randn(heads * head_dim, hidden), torch.randn(seq, hidden)
+    cos, sin = rope_cache(head_dim, seq)
+    split = lambda w: (h @ w.T).reshape(seq, heads, head_dim).transpose(0, 1)  # (heads, seq, head_dim)
+    q_kollm, k_kollm = apply_rope(split(w_q)[None], cos, sin)[0], apply_rope(split(w_k)[None], cos, sin)[0]
+    q_llama = rope_interleaved(split(permute_rope_rows(w_q, heads)))
+    k_llama = rope_interleaved(split(permute_rope_rows(w_k, heads)))
+    order = permute_rope_rows(torch.arange(head_dim)[:, None], 1).flatten()  # where each feature of a head goes
+    assert order[:8].tolist() == [0, 8, 1, 9, 2, 10, 3, 11]
+    torch.testing.assert_close(q_llama, q_kollm[..., order], atol=1e-4, rtol=0)
+    torch.testing.assert_close(q_llama @ k_llama.transpose(-1, -2), q_kollm @ k_kollm.transpose(-1, -2), atol=1e-3,
+                               rtol=1e-4)
+    assert not torch.allclose(rope_interleaved(split(w_q)), q_kollm, atol=1e-2), 'equal without the permutation'

@@ -1,5 +1,6 @@
 """`prepare`'s promises that chapter 05e_pipeline states and these tests keep: the Slurm executor's options, outputs
-that are one unit, a run killed with SIGKILL that resumes, a local Ray cluster writing the same files, and `--help`.
+that are one unit, an interrupted run and one killed with SIGKILL that resume, a run that keeps nothing, a local
+Ray cluster writing the same files, and `--help`.
 """
 import importlib.util, os, random, signal, subprocess, sys, time
 from pathlib import Path
@@ -9,8 +10,8 @@ from fastcore.script import anno_parser
 from fastcore.test import test_eq as expect_eq, test_fail as expect_fail
 
 from kollm.dumps import READERS
-from kollm.sources import read_text
-from kollm.pipeline import PREPARE_OUTPUTS, kollm_prepare, make_executors, prepare, prepare_stages
+from kollm.sources import iter_files, read_text
+from kollm.pipeline import PREPARE_OUTPUTS, balance_files, kollm_prepare, make_executors, prepare, prepare_stages
 
 FIXTURES = Path(__file__).resolve().parents[1] / 'nbs' / 'fixtures' / 'sources'
 WORDS = '한국어 문장 압축 파일 끝 줄 문서 자료 기록 바다 산 강 도시 마을 사람 시간 오늘 내일 학교 책 노래'.split()
@@ -50,27 +51,65 @@ def test_outputs_are_one_unit(tmp_path):
     expect_fail(lambda: prepare(small, runs / 'clean', workers=0, progress=False), contains='holds notes.md')
 
 
-def test_a_killed_prepare_resumes(tmp_path):
-    "`kollm_prepare` in its own process, killed with SIGKILL once its first task completed, then run again."
-    resume, words = tmp_path, WORDS
-    rng = random.Random(5)
-
+@pytest.fixture(scope='module')
+def four_parts(tmp_path_factory):
+    "Four files of random sentences, and the outputs an undisturbed run in four tasks writes from them."
+    resume, rng = tmp_path_factory.mktemp('resume'), random.Random(5)
     (resume / 'raw').mkdir()
     for i in range(4):
-        lines = [' '.join(rng.choice(words) for _ in range(12)) + '다.' for _ in range(200)]
+        lines = [' '.join(rng.choice(WORDS) for _ in range(12)) + '다.' for _ in range(200)]
         (resume / 'raw' / f'part{i}.txt').write_text('\n'.join(lines) + '\n', encoding='utf-8')
     prepare([resume / 'raw'], resume / 'whole', tasks=4, workers=0, progress=False)
-    whole = {n: (resume / 'whole' / n).read_bytes() for n in PREPARE_OUTPUTS}
+    return resume / 'raw', {n: (resume / 'whole' / n).read_bytes() for n in PREPARE_OUTPUTS}
+
+
+def test_an_interrupted_prepare_resumes_its_unfinished_tasks(four_parts, tmp_path):
+    "Ctrl-C in the third task's reader, after tasks 0 and 1 completed: the rerun reads only tasks 2 and 3's files."
+    raw, whole = four_parts
+    raw_files = list(iter_files([raw]))
+    shares = [[raw_files[i].name for i in share] for share in balance_files([f.stat().st_size for f in raw_files], 4)]
+    plain_text_reader, files_read = READERS['text'], []
+    def interrupted_at_part2(path, source, report, **kw):
+        for i, doc in enumerate(plain_text_reader(path, source, report, **kw)):
+            if Path(path).name in shares[2] and i == 100: raise KeyboardInterrupt
+            yield doc
+    def counting_reader(path, source, report, **kw):
+        files_read.append(Path(path).name)
+        yield from plain_text_reader(path, source, report, **kw)
+    try:
+        READERS['text'] = interrupted_at_part2
+        expect_fail(lambda: prepare([raw], tmp_path / 'out', tasks=4, workers=0, progress=False), exc=KeyboardInterrupt)
+        completions = tmp_path / '.work-out' / 'logs' / 'clean' / 'completions'
+        expect_eq(sorted(p.name for p in completions.iterdir()), ['00000', '00001'])
+        READERS['text'] = counting_reader
+        prepare([raw], tmp_path / 'out', tasks=4, workers=0, progress=False)
+    finally: READERS['text'] = plain_text_reader
+    expect_eq(files_read, shares[2] + shares[3])  # tasks 0 and 1 were not run again
+    expect_eq({n: (tmp_path / 'out' / n).read_bytes() for n in PREPARE_OUTPUTS}, whole)
+    expect_eq(sorted(p.name for p in tmp_path.iterdir()), ['out'])  # the work folder went with success
+
+
+def test_a_killed_prepare_resumes(four_parts, tmp_path):
+    "`kollm_prepare` in its own process, killed with SIGKILL once its first task completed, then run again."
+    raw, whole = four_parts
     script = Path(sys.executable).with_name('kollm_prepare')  # the console script, as a user runs it
-    command = [str(script), str(resume / 'raw'), '--out_dir', str(resume / 'killed'), '--tasks', '4', '--workers', '2',
+    command = [str(script), str(raw), '--out_dir', str(tmp_path / 'killed'), '--tasks', '4', '--workers', '2',
                '--quiet']
     run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    completions = resume / '.work-killed' / 'logs' / 'clean' / 'completions'
+    completions = tmp_path / '.work-killed' / 'logs' / 'clean' / 'completions'
     while run.poll() is None and not (completions.exists() and any(completions.iterdir())): time.sleep(0.01)
     os.killpg(run.pid, signal.SIGKILL)  # the run and its worker processes, as a power cut would
     run.wait()
     expect_eq(subprocess.run(command).returncode, 0)
-    expect_eq({n: (resume / 'killed' / n).read_bytes() for n in PREPARE_OUTPUTS}, whole)
+    expect_eq({n: (tmp_path / 'killed' / n).read_bytes() for n in PREPARE_OUTPUTS}, whole)
+
+
+def test_a_run_that_keeps_nothing_names_every_problem(tmp_path):
+    "The one error of a run: no document kept, with every file's problem and every drop reason in the message."
+    expect_fail(lambda: prepare([FIXTURES / 'kowiki-truncated-archive.xml.bz2'], tmp_path, workers=0, progress=False),
+                contains='kowiki-truncated-archive.xml.bz2: the XML breaks off')
+    expect_fail(lambda: prepare([FIXTURES / 'docs-content.jsonl'], tmp_path, workers=0, progress=False),
+                contains='3 × missing_text')
 
 
 def test_workers_change_nothing(tmp_path):
