@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from kollm.model import KoLLM, KoLLMConfig, LinearCrossEntropy, loss_chunk_size
+from kollm.model import KoLLM, KoLLMConfig
+from kollm.memory import LinearCrossEntropy, loss_chunk_size
 from common import markdown_table, paired_ratio, seconds, write_report
 
 

@@ -18,7 +18,8 @@ from torch import Tensor
 from fastcore.script import call_parse
 
 from .rope import check_torch_version
-from .model import KoLLM, KoLLMConfig, RecordOps, count_parameters
+from .model import KoLLM, KoLLMConfig, count_parameters
+from .memory import RecordOps
 from .gqa import explicit_causal_mask
 from .tokens import load_tokenizer, train_tokenizer
 from .runtime import Precision, UserError, one_line_errors, pick_device, pick_precision, rng_state, set_rng_state

@@ -162,7 +162,7 @@ def check_sampling(max_new_tokens: int = 100, # tokens to add (≥ 1)
         if not ok: raise UserError(f"{name} must be {allowed}, got {value!r}")
 
 # %% ../nbs/04c_generate.ipynb #db112e42
-KOLLM_EOS_ID = 3  # `</s>` of kollm's tokenizers (chapter 05f's `SPECIAL_IDS`, checked below)
+KOLLM_EOS_ID = 3  # `</s>` of kollm's tokenizers (chapter 05f's `SPECIAL_IDS`; tests/test_generate.py)
 
 @torch.no_grad()
 def generate_ids(model: KoLLM,

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import torch
 from fastcore.script import call_parse
 
-from .model import KoLLMConfig, count_parameters, loss_chunk_size
+from .model import KoLLMConfig, count_parameters
+from .memory import loss_chunk_size
 from .runtime import DTYPES, MUON_BATCH_BYTES, UserError, one_line_errors
 from .config import TrainConfig
 from .forecast import forecast_bpb

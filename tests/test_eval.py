@@ -1,4 +1,4 @@
-"Checks of chapter 07's evaluation helpers that the chapter's lessons do not need: refusals and edge cases."
+"Checks of chapters 07 and 07a's evaluation helpers that the chapter's lessons do not need: refusals and edge cases."
 import random
 
 import pytest
@@ -6,8 +6,8 @@ import sentencepiece as spm
 import torch
 
 from kollm.hangul import hangul_share
-from kollm.eval import (KOREAN_PROMPTS, check_vocabulary, inference_tokenizer, korean_measures, korean_table,
-                        passages_like)
+from kollm.eval import check_vocabulary, inference_tokenizer
+from kollm.fluency import KOREAN_PROMPTS, korean_measures, korean_table, passages_like
 from kollm.model import KoLLM, KoLLMConfig
 from kollm.runtime import UserError
 
