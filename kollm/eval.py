@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Iterator
 
 import torch
+from fastcore.meta import delegates
 from fastcore.script import call_parse
 from json import dumps
 
 from .model import KoLLM
-from .generate import SAMPLING, check_sampling, generate_text
+from .generate import generate_text, sampling_settings
 from .tokens import TokenShards, iter_documents
 from .runtime import Precision, UserError, check_output_file, one_line_errors, pick_precision, write_atomic
 from .config import load_train_config
@@ -178,30 +179,25 @@ def kollm_eval(ckpt: str = None, # checkpoint folder (model.safetensors + config
 # %% ../nbs/07_eval.ipynb #99e7a632
 @call_parse
 @one_line_errors
+@delegates(sampling_settings)  # the sampling flags, shared with kollm_chat (chapter 04c)
 def kollm_generate(ckpt: str = None, # checkpoint folder (model.safetensors + config.yaml); required
                    prompt: str = '', # text to continue (empty: start a document)
                    tokenizer: str = None, # SentencePiece model (default: the checkpoint's)
-                   max_new_tokens: int = 200, # tokens to add at most
-                   temperature: float = SAMPLING['temperature'], # 0 = greedy
-                   top_k: int = SAMPLING['top_k'], # keep the k most likely tokens (0: all)
-                   top_p: float = SAMPLING['top_p'], # nucleus: keep the smallest set reaching this probability (1: all)
-                   repetition_penalty: float = SAMPLING['repetition_penalty'], # CTRL's θ; 1 = none
-                   seed: int = None, # random seed, for reproducible samples
                    device: str = 'auto', # auto, cpu, cuda, mps
                    precision: str = 'auto', # auto, fp32, fp16, bf16
                    compile: bool = False, # compile the decoding step first (a one-off cost, then faster steps; 04d)
-                  ):
+                   **kwargs):
     "Continue a prompt with a checkpoint, streaming the text as it is decoded."
     if not ckpt: raise UserError("kollm_generate needs --ckpt DIR (see --help)")
-    check_sampling(max_new_tokens, temperature, top_k, top_p, repetition_penalty)  # before the model loads
+    sampling = sampling_settings(**kwargs)  # checked before the model loads
     model, sp, policy = load_for_inference(ckpt, tokenizer, device, precision)
     prompt_tokens, context = len(sp.encode(prompt)) + 1, model.cfg.max_seq_length  # + 1: <s>
     if prompt_tokens >= context:
         raise UserError(f"the prompt is {prompt_tokens} tokens with <s>, and the model's context is {context}: "
                          f"shorten it to at most {context - 2} tokens to leave room for new ones")
-    max_new_tokens = min(max_new_tokens, context - prompt_tokens)
+    max_new_tokens = min(sampling.pop('max_new_tokens'), context - prompt_tokens)
     print(prompt, end='', flush=True)
-    generate_text(model, sp, prompt, max_new_tokens, temperature, top_k or None, top_p, repetition_penalty, seed,
+    generate_text(model, sp, prompt, max_new_tokens, **sampling,
                   stream=lambda i, piece: print(piece, end='', flush=True), precision=policy, compile=compile)
     print()  # nothing is returned: a console script's return value becomes its exit status
 

@@ -14,11 +14,12 @@ from typing import Callable, Iterable
 from uuid import uuid4
 
 from fastcore.basics import patch
+from fastcore.meta import delegates
 from fastcore.script import call_parse
 
 from .chat import check_messages, render_chat
 from .eval import load_for_inference
-from .generate import SAMPLING, generate_text
+from .generate import SAMPLING, generate_text, sampling_settings
 from .runtime import UserError, one_line_errors
 from .sft import reply
 
@@ -70,29 +71,24 @@ def chat_loop(model, sp, lines: Iterable[str], # the user's lines (`input` promp
 # %% ../nbs/12b_serve.ipynb #989fc31e
 @call_parse
 @one_line_errors
+@delegates(sampling_settings)  # kollm_generate's sampling flags (chapter 04c)
 def kollm_chat(ckpt: str = None, # an instruction-tuned checkpoint folder (from kollm_sft); required
                system: str = '', # a system message for the whole conversation
                tokenizer: str = None, # SentencePiece model with the chat pieces (default: the checkpoint's)
-               max_new_tokens: int = 200, # tokens per reply at most
-               temperature: float = SAMPLING['temperature'], # 0 = greedy
-               top_k: int = SAMPLING['top_k'], # keep the k most likely tokens (0: all)
-               top_p: float = SAMPLING['top_p'], # nucleus: keep the smallest set reaching this probability (1: all)
-               repetition_penalty: float = SAMPLING['repetition_penalty'], # CTRL's θ; 1 = none
-               seed: int = None, # random seed, for reproducible replies
                device: str = 'auto', # auto, cpu, cuda, mps
                precision: str = 'auto', # auto, fp32, fp16, bf16
-              ):
+               **kwargs):
     "Talk to a checkpoint in the terminal: replies stream; /reset starts over, /exit or Ctrl-D leaves."
     if not ckpt: raise UserError("kollm_chat needs --ckpt DIR, a checkpoint of kollm_sft (see --help)")
+    sampling = sampling_settings(**kwargs)  # checked before the model loads
     model, sp, policy = load_for_inference(ckpt, tokenizer, device, precision)
     print(f"kollm_chat: {ckpt} ({model.cfg.max_seq_length}-token context). /reset starts over, /exit leaves.")
     def lines():
         while True:
             try: yield input('> ')
             except EOFError: return
-    chat_loop(model, sp, lines(), lambda text: print(text, end='', flush=True), system, max_new_tokens,
-              temperature=temperature, top_k=top_k or None, top_p=top_p, repetition_penalty=repetition_penalty,
-              seed=seed, precision=policy)
+    chat_loop(model, sp, lines(), lambda text: print(text, end='', flush=True), system,
+              sampling.pop('max_new_tokens'), **sampling, precision=policy)
 
 # %% ../nbs/12b_serve.ipynb #b6292368
 class ServerError(Exception):

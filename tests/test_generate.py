@@ -49,3 +49,11 @@ def test_a_seed_makes_sampling_reproducible(small):
     def sample(seed): return generate_ids(model, [prompt], 30, temperature=1.0, seed=seed)[0]
     assert sample(1) == sample(1)
     assert sample(1) != sample(2)
+
+
+def test_sampling_settings_are_the_commands_flags_checked():
+    "kollm_generate's and kollm_chat's one definition of the sampling flags: 0 for top_k means all, bad values refused."
+    from kollm.generate import sampling_settings
+    from kollm.runtime import UserError
+    assert sampling_settings(top_k=0)['top_k'] is None
+    with pytest.raises(UserError, match=r'top_p must be in \(0, 1\]'): sampling_settings(top_p=0.0)
