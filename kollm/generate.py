@@ -164,7 +164,7 @@ def check_sampling(max_new_tokens: int = 100, # tokens to add (≥ 1)
 def sampling_settings(max_new_tokens: int = 200, # tokens to add at most (per reply, in a chat)
                       temperature: float = SAMPLING['temperature'], # 0 = greedy
                       top_k: int = SAMPLING['top_k'], # keep the k most likely tokens (0: all)
-                      top_p: float = SAMPLING['top_p'], # nucleus: keep the smallest set reaching this probability (1: all)
+                      top_p: float = SAMPLING['top_p'], # nucleus: the fewest tokens reaching this probability (1: all)
                       repetition_penalty: float = SAMPLING['repetition_penalty'], # CTRL's θ; 1 = none
                       seed: int = None, # random seed, for reproducible samples
                      ) -> dict:

@@ -170,6 +170,7 @@ def render(out: Path = OUT, nbs: Path = ROOT / 'nbs', workers: int = 1, log=lamb
     t = time.time()
     if out.exists(): shutil.rmtree(out)
     out.mkdir(parents=True)
+    if (nbs / 'images').is_dir(): shutil.copytree(nbs / 'images', out / 'images')  # pictures the pages link to
     for page in pages:
         qnb = quarto_cells(processed[page.src], links, doc_url)
         page.n_images = sum(1 for c in qnb.cells if c.cell_type == 'code' for o in c.get('outputs', [])
