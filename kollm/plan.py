@@ -17,7 +17,8 @@ from fastcore.script import call_parse
 
 from .model import KoLLMConfig, count_parameters
 from .memory import loss_chunk_size
-from .runtime import DTYPES, MUON_BATCH_BYTES, UserError, one_line_errors
+from .runtime import DTYPES, UserError, one_line_errors
+from .optim import MUON_BATCH_BYTES
 from .config import TrainConfig
 from .forecast import forecast_bpb
 

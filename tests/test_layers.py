@@ -1,8 +1,10 @@
 "The package's layering, as README's 'How kollm is built' states it, checked against the imports in the code."
-import ast, re
+import ast, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / 'nbs'))
+from fixtures.korean_run import kollm_imports  # one reader of kollm's imports, shared with the fixtures' cache keys
 APPLICATIONS = {'demo', 'doctor', 'benchmarks'}  # the top layer: may import any module
 
 
@@ -19,13 +21,7 @@ def stated_layers() -> dict[str, set[str]]:
 
 def actual_imports(module: str) -> set[str]:
     "kollm modules that `kollm/<module>.py` imports, at any depth of the file (lazy imports count)."
-    tree = ast.parse((ROOT / 'kollm' / f'{module}.py').read_text(encoding='utf-8'))
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module: found.add(node.module.split('.')[0])
-        if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or '').startswith('kollm.'):
-            found.add(node.module.split('.')[1])
-    return found
+    return kollm_imports(ROOT / 'kollm' / f'{module}.py')
 
 
 def test_readme_states_every_module():
