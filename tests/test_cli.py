@@ -287,3 +287,26 @@ def test_help_documents_every_flag(name, monkeypatch, capsys):
     assert not undocumented, f"{name}: flags without a description: {undocumented}"
     missing = [a.dest for a in actions if (a.option_strings[0] if a.option_strings else a.dest) not in printed]
     assert not missing, f"{name} --help does not show {missing}:\n{printed}"
+
+
+def test_sft_with_muon_resumes_bit_exact(run, tmp_path):
+    "kollm_sft on the pipeline's run with Muon: 4 steps straight equal the same run resumed from its step-2 checkpoint."
+    import torch
+    from safetensors.torch import load_file
+    from kollm.sft import number_records
+    data = tmp_path / 'numbers.jsonl'
+    data.write_text('\n'.join(json.dumps(r, ensure_ascii=False) for r in number_records(range(1, 200))),
+                    encoding='utf-8')
+    def sft(out, *extra):
+        return cli('kollm_sft', '--ckpt', run['ckpt'], '--data', data, '--out', out, '--optimizer', 'muon', '--lr', 0.01,
+                   '--steps', 4, '--quiet', '--overrides', 'batch_size=4 seq_len=64 warmup_steps=1 save_steps=2 '
+                   'eval_steps=2 eval_batches=1 keep_checkpoints=3 device=cpu precision=fp32 seed=0', *extra)
+    sft(tmp_path / 'straight')
+    sft(tmp_path / 'again')
+    last = Path('checkpoints') / 'step-0000004'
+    shutil.rmtree(tmp_path / 'again' / last)  # as if the session had died after its step-2 checkpoint
+    resumed_from = sft(tmp_path / 'again', '--resume').stdout
+    assert 'step-0000002' in resumed_from, resumed_from  # it did resume, not start over
+    straight, resumed = (load_file(tmp_path / d / last / 'model.safetensors') for d in ('straight', 'again'))
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight), 'a resumed Muon SFT run differs'
