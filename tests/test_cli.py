@@ -290,23 +290,26 @@ def test_help_documents_every_flag(name, monkeypatch, capsys):
 
 
 def test_sft_with_muon_resumes_bit_exact(run, tmp_path):
-    "kollm_sft on the pipeline's run with Muon: 4 steps straight equal the same run resumed from its step-2 checkpoint."
+    "Instruction tuning with Muon on the pipeline's run: 4 steps straight equal the run resumed from its step-2 checkpoint."
     import torch
     from safetensors.torch import load_file
-    from kollm.sft import number_records
+    from kollm.sft import number_records, sft
     data = tmp_path / 'numbers.jsonl'
     data.write_text('\n'.join(json.dumps(r, ensure_ascii=False) for r in number_records(range(1, 200))),
                     encoding='utf-8')
-    def sft(out, *extra):
-        return cli('kollm_sft', '--ckpt', run['ckpt'], '--data', data, '--out', out, '--optimizer', 'muon', '--lr', 0.01,
-                   '--steps', 4, '--quiet', '--overrides', 'batch_size=4 seq_len=64 warmup_steps=1 save_steps=2 '
-                   'eval_steps=2 eval_batches=1 keep_checkpoints=3 device=cpu precision=fp32 seed=0', *extra)
-    sft(tmp_path / 'straight')
-    sft(tmp_path / 'again')
+    said = []
+    def tune(out, resume=False):
+        return sft(run['ckpt'], [data], out, resume=resume, progress=False, log=said.append, overrides=[
+            'optimizer=muon', 'lr=0.01', 'min_lr=0.001', 'max_steps=4', 'batch_size=4', 'seq_len=64', 'warmup_steps=1',
+            'save_steps=2', 'eval_steps=2', 'eval_batches=1', 'keep_checkpoints=3', 'device=cpu', 'precision=fp32',
+            'seed=0'])
+    tune(tmp_path / 'straight')
+    tune(tmp_path / 'again')
     last = Path('checkpoints') / 'step-0000004'
     shutil.rmtree(tmp_path / 'again' / last)  # as if the session had died after its step-2 checkpoint
-    resumed_from = sft(tmp_path / 'again', '--resume').stdout
-    assert 'step-0000002' in resumed_from, resumed_from  # it did resume, not start over
+    said.clear()
+    tune(tmp_path / 'again', resume=True)
+    assert any('step-0000002' in line for line in said), said  # it did resume, not start over
     straight, resumed = (load_file(tmp_path / d / last / 'model.safetensors') for d in ('straight', 'again'))
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight), 'a resumed Muon SFT run differs'
