@@ -19,7 +19,7 @@ def test_the_page_streams_an_answer(tmp_path):
     pytest.importorskip('selenium.webdriver')
     server = start_server(tmp_path, 'browser-test', hidden=32, layers=1, max_tokens=24)
     try: shown = screenshot(server, QUESTION, tmp_path / 'page.png', timeout=60)
-    finally: server.shutdown()
+    finally: server.stop()
     assert shown['question'] == QUESTION and shown['answer'].strip() and shown['done'] == 'yes', shown
     assert shown['ready'], 'the button stays disabled after the answer'
     assert (tmp_path / 'page.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
@@ -30,5 +30,5 @@ def test_the_page_shows_a_refused_request(tmp_path):
     pytest.importorskip('selenium.webdriver')
     server = start_server(tmp_path, 'browser-test', hidden=32, layers=1, max_tokens=24, max_body=64)
     try: shown = screenshot(server, QUESTION * 4, tmp_path / 'page.png', timeout=60)
-    finally: server.shutdown()
+    finally: server.stop()
     assert shown['done'] == 'error' and 'bytes' in shown['answer'] and shown['ready'], shown

@@ -1,5 +1,4 @@
 "A tiny Korean model and tokenizer behind `kollm_serve`'s `ChatServer`, started on a free port: what the serving tests share."
-import threading
 from pathlib import Path
 
 import sentencepiece as spm
@@ -18,7 +17,7 @@ def start_server(folder: Path, # scratch folder for the tokenizer
                  hidden: int = 64, layers: int = 2, # the model's size
                  **server_kw, # ChatServer's limits (max_tokens, max_body, ...)
                 ) -> ChatServer:
-    "A `ChatServer` with a freshly made tokenizer and a seeded random model, serving in a daemon thread."
+    "A `ChatServer` with a freshly made tokenizer and a seeded random model, serving from background threads."
     (folder / 'text.txt').write_text('\n'.join(TEXT), encoding='utf-8')
     sp = spm.SentencePieceProcessor(model_file=str(train_tokenizer([folder / 'text.txt'], folder / 't.model',
                                                                    vocab_size=330, progress=False)))
@@ -26,6 +25,4 @@ def start_server(folder: Path, # scratch folder for the tokenizer
     model = KoLLM(KoLLMConfig(vocab_size=sp.vocab_size(), hidden_size=hidden, num_layers=layers, num_heads=hidden // 16,
                               num_kv_heads=hidden // 32, intermediate_size=2 * hidden, max_seq_length=96,
                               init_std=0.2)).eval()
-    server = ChatServer(('127.0.0.1', 0), model, sp, name, **server_kw)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return ChatServer(('127.0.0.1', 0), model, sp, name, **server_kw).start()

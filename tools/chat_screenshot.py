@@ -5,7 +5,7 @@
 Chapter 12b shows the picture this writes; tests/test_browser.py drives the same page the same way on every run.
 Needs Debian's `chromium` and `chromium-driver` and `selenium`.
 """
-import argparse, shutil, threading
+import argparse, shutil
 from pathlib import Path
 
 from kollm.eval import load_for_inference
@@ -55,13 +55,12 @@ def main():
     p.add_argument('--out', type=Path, default=Path('nbs/images/chat_page.png'), help='the PNG to write')
     a = p.parse_args()
     model, sp, policy = load_for_inference(a.ckpt, a.tokenizer, 'cpu', 'fp32')
-    server = ChatServer(('127.0.0.1', 0), model, sp, 'kollm', max_tokens=64, precision=policy)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = ChatServer(('127.0.0.1', 0), model, sp, 'kollm', max_tokens=64, precision=policy).start()
     try:
         a.out.parent.mkdir(parents=True, exist_ok=True)
         print(f"{a.out}: the answer was {screenshot(server, a.question, a.out, a.temperature)['answer']!r}")
     finally:
-        server.shutdown()
+        server.stop()
 
 
 if __name__ == '__main__': main()
