@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['WEIGHTS_FORMAT', 'RECORD', 'CHECKPOINT_FILES', 'STEP_FOLDER', 'WEIGHTS', 'RESUME', 'METRICS', 'RUN_FILES',
-           'write_weights', 'write_record', 'read_record', 'save_checkpoint', 'run_of', 'discard', 'list_checkpoints',
-           'load_weights', 'load_state', 'load_initial_weights', 'DamagedCheckpoint', 'checkpoint_problem',
-           'newest_intact', 'usable_checkpoint', 'clean_checkpoints', 'average_checkpoints', 'intact_checkpoints',
-           'load_checkpoint_model', 'check_tokenizer', 'checkpoint_folder', 'read_metrics', 'metrics_line',
-           'last_val_loss', 'keep_metrics_until', 'plot_metrics', 'run_folder_lock', 'earlier_run', 'move_aside',
-           'claim_run_folder']
+           'RUN_CONFIG_HEAD', 'write_weights', 'write_record', 'read_record', 'save_checkpoint', 'run_of', 'discard',
+           'list_checkpoints', 'load_weights', 'load_state', 'load_initial_weights', 'DamagedCheckpoint',
+           'checkpoint_problem', 'newest_intact', 'usable_checkpoint', 'clean_checkpoints', 'average_checkpoints',
+           'intact_checkpoints', 'load_checkpoint_model', 'check_tokenizer', 'checkpoint_folder', 'read_metrics',
+           'metrics_line', 'last_val_loss', 'keep_metrics_until', 'plot_metrics', 'wrote_config', 'run_folder_lock',
+           'earlier_run', 'move_aside', 'claim_run_folder']
 
 # %% ../nbs/05g_run.ipynb #e04439cf
 import hashlib, json, math, os, re, shutil, time, warnings, zipfile
@@ -315,6 +315,13 @@ def plot_metrics(run_dir, ax=None):
 
 # %% ../nbs/05g_run.ipynb #18fe526d
 RUN_FILES = ('checkpoints', METRICS, 'config.yaml', 'averaged', 'tensorboard')  # what training writes in its folder
+RUN_CONFIG_HEAD = "# the settings this run trains with, written by kollm at each start: edit a copy, not this file\n"
+
+def wrote_config(out_dir) -> bool:
+    "Whether `out_dir/config.yaml` is one kollm wrote (its first line is `RUN_CONFIG_HEAD`), not the user's own."
+    try:
+        with open(Path(out_dir) / 'config.yaml', encoding='utf-8') as f: return f.readline() == RUN_CONFIG_HEAD
+    except (OSError, UnicodeDecodeError): return False
 
 def _held_here(out_dir) -> bool:
     "Whether this process holds the folder's lock already (a released lock file is empty; a holder writes its PID)."
@@ -370,7 +377,8 @@ def claim_run_folder(cfg: TrainConfig, resume: bool = False, # continue the run 
     # a workspace (the run's shards made inside it, as the demo does) or a caller holding its lock answers for the rest
     workspace = held or _inside(cfg.tokens_dir, out)
     if not workspace and not earlier_run(out, cfg.init_from):  # a new run: anything else there is likely a typo
-        refuse_foreign(out, [*RUN_FILES, '.DS_Store', *_inputs_inside(out, cfg)], 'kollm_train',
+        mine = [n for n in RUN_FILES if n != 'config.yaml' or wrote_config(out)]  # a user's config.yaml is theirs
+        refuse_foreign(out, [*mine, '.DS_Store', *_inputs_inside(out, cfg)], 'kollm_train',
                        "choose a new or empty out_dir (a typo?), or move those files out")
     lock = None if held else FolderLock(out, 'run folder').__enter__()
     try:

@@ -24,7 +24,7 @@ from .tokens import TokenLoader, TokenShards, TokenWindows
 from .runtime import (Precision, UserError, is_oom, memory_in_use,
                            one_line_errors, pick_precision, set_rng_state, to_device, write_atomic)
 from .config import TrainConfig, load_train_config
-from .run import (METRICS, average_checkpoints, keep_metrics_until, last_val_loss, list_checkpoints,
+from .run import (METRICS, RUN_CONFIG_HEAD, average_checkpoints, keep_metrics_until, last_val_loss, list_checkpoints,
                        load_initial_weights, load_state, load_weights, save_checkpoint, RESUME, claim_run_folder,
                        intact_checkpoints, metrics_line, newest_intact, run_folder_lock)
 from .optim import BUDGET_MAX_STEPS, TimeBudget, lr_at, make_optimizer
@@ -131,7 +131,7 @@ class RunLog:
     def __init__(self, out: Path, cfg: TrainConfig, main: bool = True):
         self.metrics = self.board = None
         if not main: return
-        write_atomic(out / 'config.yaml', cfg.to_yaml())
+        write_atomic(out / 'config.yaml', RUN_CONFIG_HEAD + cfg.to_yaml())  # the head: kollm wrote it (05g)
         self.metrics = open(out / METRICS, 'a', encoding='utf-8')
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter

@@ -144,8 +144,25 @@ def test_foreign_files_are_untouched(data, tmp_path, capsys):
     (mine / 'config.yaml').write_text('# my own notes\n', encoding='utf-8')
     before = snapshot(mine)
     code, _, err = train_cli(capsys, *overrides(data, mine))
-    assert code == 2 and 'holds files kollm_train did not write (figures, thesis.tex)' in one_line(err), err
+    assert code == 2 and 'holds files kollm_train did not write (config.yaml, figures, thesis.tex)' in one_line(err), err
     assert snapshot(mine) == before and sorted(p.name for p in mine.iterdir()) == ['config.yaml', 'figures', 'thesis.tex']
+
+
+def test_a_users_own_config_yaml_is_theirs_and_kollms_own_is_rewritten(data, tmp_path, capsys):
+    "A config.yaml alone in a new out_dir: the user's (say, the file given to --config) is refused untouched; one a "
+    "kollm run wrote before dying at its start is the run's own, and the new run writes over it."
+    out = tmp_path / 'run'
+    out.mkdir()
+    (out / 'config.yaml').write_text('model:\n  hidden_size: 32  # my settings, kept nowhere else\n', encoding='utf-8')
+    before = snapshot(out)
+    code, _, err = train_cli(capsys, *overrides(data, out, 'max_steps=1'))
+    assert code == 2 and 'did not write (config.yaml)' in one_line(err), err
+    assert snapshot(out) == before
+    from kollm.run import RUN_CONFIG_HEAD
+    (out / 'config.yaml').write_text(RUN_CONFIG_HEAD + 'model: {}\n', encoding='utf-8')  # a start that died early
+    code, _, err = train_cli(capsys, *overrides(data, out, 'max_steps=1'))
+    assert code == 0 and list_checkpoints(out), err
+    assert (out / 'config.yaml').read_text(encoding='utf-8').startswith(RUN_CONFIG_HEAD + 'model:\n  vocab_size')
 
 
 def test_a_workspace_holding_the_runs_shards_is_used_and_its_other_files_kept(data, tmp_path, capsys):
