@@ -318,7 +318,7 @@ RUN_FILES = ('checkpoints', METRICS, 'config.yaml', 'averaged', 'tensorboard')  
 RUN_CONFIG_HEAD = "# the settings this run trains with, written by kollm at each start: edit a copy, not this file\n"
 
 def wrote_config(out_dir) -> bool:
-    "Whether `out_dir/config.yaml` is one kollm wrote (its first line is `RUN_CONFIG_HEAD`), not the user's own."
+    "Whether `out_dir/config.yaml` is kollm's (its first line is `RUN_CONFIG_HEAD`), not the user's."
     try:
         with open(Path(out_dir) / 'config.yaml', encoding='utf-8') as f: return f.readline() == RUN_CONFIG_HEAD
     except (OSError, UnicodeDecodeError): return False
