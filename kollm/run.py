@@ -377,7 +377,7 @@ def claim_run_folder(cfg: TrainConfig, resume: bool = False, # continue the run 
     # a workspace (the run's shards made inside it, as the demo does) or a caller holding its lock answers for the rest
     workspace = held or _inside(cfg.tokens_dir, out)
     if not workspace and not earlier_run(out, cfg.init_from):  # a new run: anything else there is likely a typo
-        mine = [n for n in RUN_FILES if n != 'config.yaml' or wrote_config(out)]  # a user's config.yaml is theirs
+        mine = [n for n in RUN_FILES if n != 'config.yaml' or wrote_config(out)]  # a user's is theirs
         refuse_foreign(out, [*mine, '.DS_Store', *_inputs_inside(out, cfg)], 'kollm_train',
                        "choose a new or empty out_dir (a typo?), or move those files out")
     lock = None if held else FolderLock(out, 'run folder').__enter__()
