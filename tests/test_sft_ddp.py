@@ -1,5 +1,5 @@
 """`kollm_sft` under torchrun (issue 29): two CPU processes (Gloo) take one process's steps, resume bit for bit, only
-the first process writes, and its refusal stops the other.
+the first process writes (a base without the chat pieces grown by it alone), and its refusal stops the other.
 
 The base is a tiny pretrained run on the embedded Korean law text (the fixtures' `trained_run`, built once and
 cached); the data are generated number conversations (`number_records`). One process with micro-batches of 4 rows
@@ -7,9 +7,10 @@ and two processes with micro-batches of 2 (2 micro-batches a step in both) see t
 whose halves hold different numbers of trained tokens, so a mean of the processes' means would be another step
 (chapter 12a, `SFTModel`). The two-process runs go through `torch.distributed.run` and `kollm_sft`'s own command
 line, inside a small driver that records, per process, every file it opened for writing, renamed, made or removed
-under the run folder (Python's audit hooks). About 35 s on two CPU cores.
+under the run folder (Python's audit hooks). About 50 s on two busy CPU cores.
 """
 import json, os, shutil, subprocess, sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'nbs'))  # the chapters' fixtures
 from fixtures.korean_run import korean_data, trained_run  # noqa: E402
 from kollm.config import TrainConfig, load_train_config  # noqa: E402
-from kollm.run import load_checkpoint_model, read_metrics  # noqa: E402
-from kollm.sft import ChatLoader, PackedRows, number_records, sft, sft_rows  # noqa: E402
+from kollm.model import KoLLM, KoLLMConfig  # noqa: E402
+from kollm.run import load_checkpoint_model, read_metrics, write_weights  # noqa: E402
+from kollm.runtime import atomic_path  # noqa: E402
+from kollm.sft import QUESTIONS, ChatLoader, PackedRows, korean_number, number_records, sft, sft_rows  # noqa: E402
+from kollm.tokens import SPECIAL_IDS  # noqa: E402
 
 ENV = {**os.environ, 'TQDM_DISABLE': '1', 'OMP_NUM_THREADS': '1'}
 STEPS = 4
@@ -181,3 +185,34 @@ def test_a_refusal_stops_every_process(base):
     assert done.returncode != 0 and 'holds files kollm_sft did not write' in done.stderr, done.stderr[-3000:]
     assert f'rank 0 could not prepare the run folder {out}' in done.stderr, done.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ['.lock', 'thesis.tex'] and other == []  # as one process leaves it
+
+
+def old_base(folder: Path) -> Path:
+    "A checkpoint whose tokenizer predates the chat pieces (as test_chat.py makes one): `sft` grows it into base/."
+    import sentencepiece as spm
+    lines = [q.format(n=n) + ' ' + korean_number(n) for n in range(1, 300) for q in QUESTIONS]
+    (folder / 'text.txt').write_text('\n'.join(lines), encoding='utf-8')
+    spm.SentencePieceTrainer.train(input=str(folder / 'text.txt'), model_prefix=str(folder / 'old'), vocab_size=400,
+                                   model_type='bpe', byte_fallback=True, split_digits=True,
+                                   normalization_rule_name='identity', minloglevel=2, **SPECIAL_IDS)
+    model_cfg = KoLLMConfig(vocab_size=400, hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                            intermediate_size=64, max_seq_length=64, dropout=0.0)
+    torch.manual_seed(0)
+    cfg = TrainConfig(model=asdict(model_cfg), tokenizer=str(folder / 'old.model'), device='cpu')
+    with atomic_path(folder / 'ckpt', folder=True) as tmp: write_weights(tmp, KoLLM(model_cfg), cfg.to_yaml())
+    return folder / 'ckpt'
+
+
+def test_a_base_without_chat_pieces_is_grown_by_rank_0_alone(base, tmp_path):
+    "Rank 0 writes the grown tokenizer and base/, rank 1 waits and reads them: one process's steps; rank 1 wrote none."
+    old = dict(base, ckpt=old_base(tmp_path))
+    sft(old['ckpt'], [base['data']], tmp_path / 'one', progress=False, log=lambda message: None,
+        overrides=[*SETTINGS, f'batch_size={GLOBAL_BATCH // 2}'])
+    _, (first, other) = torchrun(old, tmp_path / 'two')
+    assert other == [] and any(Path(p).name == 'base' for _, p in first), (other[:5], first)
+    assert load_train_config(str(tmp_path / 'two' / 'config.yaml')).init_from == str(tmp_path / 'two' / 'base')
+    last = Path('checkpoints') / f'step-{STEPS:07d}' / 'model.safetensors'
+    a, b = load_file(tmp_path / 'one' / last), load_file(tmp_path / 'two' / last)
+    assert a['embed.weight'].shape[0] == 404  # the 4 chat pieces' rows added
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < TOLERANCE, f'the two-process weights differ from one process by up to {worst}'
