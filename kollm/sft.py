@@ -4,25 +4,29 @@
 
 # %% auto #0
 __all__ = ['SFT_FILES', 'QUESTIONS', 'to_messages', 'read_records', 'fit_conversation', 'load_conversations', 'pack',
-           'positions_per_trained_token', 'PackedRows', 'ChatLoader', 'SFTTrainer', 'chat_base', 'sft', 'reply',
-           'exact_match', 'korean_number', 'number_records', 'kollm_sft']
+           'positions_per_trained_token', 'PackedRows', 'ChatLoader', 'SFTModel', 'SFTTrainer', 'chat_base',
+           'rank0_prepares', 'sft_rows', 'sft', 'reply', 'exact_match', 'korean_number', 'number_records', 'kollm_sft']
 
 # %% ../nbs/12a_sft.ipynb #c162df2d
 import dataclasses, json, random
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from fastcore.script import call_parse
 from torch.utils.data import Dataset
 
 from .chat import ROLES, add_chat_pieces, chat_ids, grow_vocabulary, render_chat
+from .distributed import init_distributed, process_device, rank0_says
 from .generate import SAMPLING, TokenStreamer, generate_ids
 from .model import KoLLM
 from .config import TrainConfig, load_train_config
 from .run import load_checkpoint_model, run_folder_lock, write_weights
-from .runtime import Precision, UserError, atomic_path, one_line_errors, read_text, refuse_foreign, write_atomic
+from .runtime import (Precision, UserError, atomic_path, one_line_errors, pick_device, read_text, refuse_foreign,
+                           write_atomic)
 from .tokens import TokenLoader, EndlessBatches, load_tokenizer
 from .train import Trainer
 
@@ -134,6 +138,28 @@ class ChatLoader(TokenLoader):
             self.consumed += 1
             yield rows[:, 0, :-1], rows[:, 1, 1:]
 
+# %% ../nbs/12a_sft.ipynb #735b6a25
+class SFTModel(KoLLM):
+    "`KoLLM` whose training loss weighs every trained token of a step alike, however the step's batch is split."
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        self.token_weighted = False  # until `count_step`: a plain KoLLM
+        # the global batch's rows and trained targets: a buffer, so that each step's counts are data to a compiled
+        # forward (an int attribute that changed would recompile it every step); not saved with the weights
+        self.register_buffer('step_counts', torch.ones(2, dtype=torch.long), persistent=False)
+
+    def count_step(self, labels: torch.Tensor):
+        "Weigh the training loss from now on by the trained targets of the step whose global batch has `labels`."
+        self.token_weighted = True
+        self.step_counts.copy_(torch.tensor([len(labels), int((labels != -100).sum())]))
+
+    def forward(self, input_ids, labels=None, **kwargs):
+        logits, loss = super().forward(input_ids, labels, **kwargs)
+        if loss is None or not self.training or not self.token_weighted: return logits, loss
+        rows, trained = self.step_counts
+        # the step weighs this micro-batch by its rows (len / rows per process); this makes it its trained tokens
+        return logits, loss * ((labels != -100).sum() * rows / (len(labels) * trained))
+
 # %% ../nbs/12a_sft.ipynb #813b2fa8
 class SFTTrainer(Trainer):
     "Chapter 06's trainer on packed conversations (`pack`) instead of token shards; starts from `cfg.init_from`."
@@ -147,36 +173,77 @@ class SFTTrainer(Trainer):
         from kollm.optim import make_optimizer
         from kollm.run import list_checkpoints, load_initial_weights
         self.mcfg, self.sharded = cfg.model_config(), False
-        self.model = KoLLM(self.mcfg).to(self.precision.device)
+        self.model = SFTModel(self.mcfg).to(self.precision.device)
         if not (resume and list_checkpoints(self.out)): load_initial_weights(self.model, cfg.init_from)
         self.model.gradient_checkpointing = cfg.grad_checkpointing
         self.optimizer = make_optimizer(self.model, cfg, self.precision.device, fused=True)
         self.scaler = torch.amp.GradScaler(self.precision.device.type) if self.precision.scaler else None
+        # every rank reads the same global batches and trains on its own slice, as in pretraining (chapter 06c)
         batch = cfg.batch_size * cfg.grad_accum * self.world
         if len(self.train_rows) < batch:
             raise UserError(f"{len(self.train_rows)} packed rows of training conversations cannot fill a batch of "
                             f"{batch}: lower --batch_size or add data")
         self.loader = ChatLoader(PackedRows(self.train_rows), batch, seed=cfg.seed, num_workers=0)
-        valid = ChatLoader(PackedRows(self.valid_rows), min(cfg.batch_size, len(self.valid_rows)), shuffle=False)
+        # rank 0 evaluates held-out batches of a step's rows across the processes: the rows one process would
+        valid = ChatLoader(PackedRows(self.valid_rows), min(cfg.batch_size * self.world, len(self.valid_rows)),
+                           shuffle=False)
         self.valid = [b for b, _ in zip(valid, range(min(cfg.eval_batches, valid.batches_per_epoch)))]
         return cfg
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> bool:
+        "Chapter 06's step on the global batch (x, y), its counts told to the model first (`SFTModel`)."
+        self.model.count_step(y)
+        return super().step(x, y)
 
 # %% ../nbs/12a_sft.ipynb #0b5b4b97
 SFT_FILES = ('checkpoints', 'metrics.jsonl', 'config.yaml', 'tokenizer.model', 'base', 'sft.json', 'tensorboard')
 
-def chat_base(ckpt, out: Path) -> tuple[TrainConfig, Path]:
+def chat_base(ckpt, out: Path, write: bool = True, # False: read the files another process wrote into `out`
+             ) -> tuple[TrainConfig, Path]:
     "The base run's config with a tokenizer that has the chat pieces, and the weights to start from (grown if needed)."
     base = load_train_config(str(Path(ckpt) / 'config.yaml'))
-    tokenizer = add_chat_pieces(base.tokenizer, out / 'tokenizer.model')
+    tokenizer = add_chat_pieces(base.tokenizer, out / 'tokenizer.model') if write else out / 'tokenizer.model'
     model = load_checkpoint_model(ckpt)
     grown = grow_vocabulary(model, load_tokenizer(tokenizer).vocab_size())
     cfg = dataclasses.replace(base, model=asdict(grown.cfg), tokenizer=str(tokenizer), init_from=str(ckpt))
     if grown is not model:
         cfg = dataclasses.replace(cfg, init_from=str(out / 'base'))
-        with atomic_path(out / 'base', folder=True) as tmp: write_weights(tmp, grown, cfg.to_yaml())
+        if write:
+            with atomic_path(out / 'base', folder=True) as tmp: write_weights(tmp, grown, cfg.to_yaml())
     return cfg, Path(cfg.init_from)
 
+def rank0_prepares(ckpt, out: Path, rank: int, world: int, device: torch.device) -> TrainConfig:
+    "`chat_base`'s config: rank 0 checks `out` and writes its files; the other ranks wait for it, then read them."
+    cfg, failed = None, None
+    if rank == 0:
+        try:
+            refuse_foreign(out, SFT_FILES, 'kollm_sft', 'choose a new --out folder, or the one a kollm_sft run wrote')
+            out.mkdir(parents=True, exist_ok=True)
+            cfg, _ = chat_base(ckpt, out)
+        except Exception as e: failed = e
+    if rank0_says(failed is not None, world, device) and rank:  # the others wait here until the files exist
+        raise UserError(f"rank 0 could not prepare the run folder {out}")
+    if failed: raise failed
+    return cfg if rank == 0 else chat_base(ckpt, out, write=False)[0]
+
 # %% ../nbs/12a_sft.ipynb #372b3ec9
+def sft_rows(cfg: TrainConfig, data: list, valid: list, valid_fraction: float,
+            ) -> tuple[torch.Tensor, torch.Tensor, dict]: # packed training rows, held-out rows, what was read
+    "The files' conversations packed for training and validation (the same on every rank), and the report."
+    sp = load_tokenizer(cfg.tokenizer)
+    convs, skipped = load_conversations(data, sp, cfg.seq_len)
+    held, skipped_valid = load_conversations(valid, sp, cfg.seq_len) if valid else ([], Counter())
+    if not valid:
+        random.Random(cfg.seed).shuffle(convs)
+        cut = max(1, round(len(convs) * valid_fraction))
+        held, convs = convs[:cut], convs[cut:]
+    if not convs or not held: raise UserError(f"no usable conversations to train and validate on in {data}: "
+                                              f"skipped {dict(skipped)}")
+    random.Random(cfg.seed).shuffle(convs)
+    report = dict(conversations=len(convs), valid=len(held), skipped=dict(skipped + skipped_valid),
+                  positions_per_trained_token=positions_per_trained_token(convs, cfg.seq_len, cfg.batch_size))
+    return pack(convs, cfg.seq_len), pack(held, cfg.seq_len), report
+
 def sft(ckpt, # the pretrained checkpoint folder to tune
         data: list, # instruction files: JSONL {"messages": [...]}, or Alpaca JSON / JSONL
         out, # the run folder (checkpoints, metrics, the chat tokenizer)
@@ -188,31 +255,26 @@ def sft(ckpt, # the pretrained checkpoint folder to tune
     from kollm.config import set_override
     from kollm.runtime import dataclass_from_dict
     out = Path(out)
-    with run_folder_lock(out):  # one writer from the first file on; the trainer inside finds it held
-        refuse_foreign(out, SFT_FILES, 'kollm_sft', 'choose a new --out folder, or the one a kollm_sft run wrote')
-        out.mkdir(parents=True, exist_ok=True)
-        cfg, _ = chat_base(ckpt, out)
-        settings = dict(asdict(cfg), out_dir=str(out), tokens_dir=','.join(map(str, data)), warmup_steps=10,
-                        max_steps=200, lr=1e-4, min_lr=1e-5, save_steps=100, eval_steps=50, eval_batches=8,
-                        max_minutes=0.0)
-        for item in overrides: set_override(settings, item)
-        cfg = dataclass_from_dict(TrainConfig, settings, 'kollm_sft', 'training field')
-        sp = load_tokenizer(cfg.tokenizer)
-        convs, skipped = load_conversations(data, sp, cfg.seq_len)
-        held, skipped_valid = load_conversations(valid, sp, cfg.seq_len) if valid else ([], Counter())
-        if not valid:
-            random.Random(cfg.seed).shuffle(convs)
-            cut = max(1, round(len(convs) * valid_fraction))
-            held, convs = convs[:cut], convs[cut:]
-        if not convs or not held: raise UserError(f"no usable conversations to train and validate on in {data}: "
-                                                  f"skipped {dict(skipped)}")
-        random.Random(cfg.seed).shuffle(convs)
-        report = dict(conversations=len(convs), valid=len(held), skipped=dict(skipped + skipped_valid),
-                      positions_per_trained_token=positions_per_trained_token(convs, cfg.seq_len, cfg.batch_size))
-        write_atomic(out / 'sft.json', json.dumps(report, indent=1, ensure_ascii=False))
-        log(f"{len(convs):,} conversations to train on, {len(held):,} held out; skipped: {dict(skipped) or 'none'}")
-        trainer = SFTTrainer(cfg, pack(convs, cfg.seq_len), pack(held, cfg.seq_len), resume, log=log)
-        return dict(trainer.fit(progress), **report)
+    given = [v.strip() for k, eq, v in (o.partition('=') for o in overrides) if eq and k.strip() == 'device']
+    device = given[-1] if given else load_train_config(str(Path(ckpt) / 'config.yaml')).device  # NCCL or Gloo
+    rank, world, owns_group = init_distributed(device)  # alone: (0, 1, False)
+    say = log if rank == 0 else (lambda message: None)
+    try:
+        with run_folder_lock(out) if rank == 0 else nullcontext():  # one writer from the first file on
+            cfg = rank0_prepares(ckpt, out, rank, world, pick_device(process_device(device, world)))
+            settings = dict(asdict(cfg), out_dir=str(out), tokens_dir=','.join(map(str, data)), warmup_steps=10,
+                            max_steps=200, lr=1e-4, min_lr=1e-5, save_steps=100, eval_steps=50, eval_batches=8,
+                            max_minutes=0.0)
+            for item in overrides: set_override(settings, item)
+            cfg = dataclass_from_dict(TrainConfig, settings, 'kollm_sft', 'training field')
+            train_rows, valid_rows, report = sft_rows(cfg, data, valid, valid_fraction)
+            if rank == 0: write_atomic(out / 'sft.json', json.dumps(report, indent=1, ensure_ascii=False))
+            say(f"{report['conversations']:,} conversations to train on, {report['valid']:,} held out; "
+                f"skipped: {report['skipped'] or 'none'}")  # the held-out files' skips too
+            trainer = SFTTrainer(cfg, train_rows, valid_rows, resume, log=say)
+            return dict(trainer.fit(progress), **report)
+    finally:
+        if owns_group: dist.destroy_process_group()  # the group this call made (a caller's own is left to it)
 
 # %% ../nbs/12a_sft.ipynb #dd6290ac
 def reply(model: KoLLM, sp, messages: list[dict], # the conversation so far, ending with the user's turn
@@ -293,5 +355,6 @@ def kollm_sft(ckpt: str = None, # the pretrained checkpoint folder to tune (runs
                 f'save_steps={max(1, steps // 4)}', *overrides.split()]
     result = sft(ckpt, data.split(','), out, [v for v in valid.split(',') if v], resume=resume, progress=not quiet,
                  overrides=settings)
+    if result['rank'] != 0: return  # under torchrun, rank 0 reports for every process
     print(f"tuned to step {result['step']}: validation loss {result['val_loss']:.4f} on {result['valid']} held-out "
           f"conversations; checkpoint {result['checkpoint']}")
