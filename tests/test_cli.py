@@ -313,3 +313,19 @@ def test_sft_with_muon_resumes_bit_exact(run, tmp_path):
     straight, resumed = (load_file(tmp_path / d / last / 'model.safetensors') for d in ('straight', 'again'))
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight), 'a resumed Muon SFT run differs'
+
+
+def test_sft_leaves_a_users_config_yaml_alone(run, tmp_path):
+    "A new --out holding the user's own config.yaml is refused untouched, as kollm_train refuses one (05g)."
+    from kollm.runtime import UserError
+    from kollm.sft import number_records, sft
+    data = tmp_path / 'numbers.jsonl'
+    data.write_text('\n'.join(json.dumps(r, ensure_ascii=False) for r in number_records(range(1, 50))),
+                    encoding='utf-8')
+    out = tmp_path / 'sft'
+    out.mkdir()
+    (out / 'config.yaml').write_text('training:\n  lr: 0.001  # my notes\n', encoding='utf-8')
+    with pytest.raises(UserError, match=r'did not write \(config.yaml\)'):
+        sft(run['ckpt'], [data], out, progress=False, log=lambda *_: None, overrides=['max_steps=1', 'device=cpu'])
+    assert sorted(p.name for p in out.iterdir()) == ['config.yaml']
+    assert (out / 'config.yaml').read_text(encoding='utf-8') == 'training:\n  lr: 0.001  # my notes\n'
