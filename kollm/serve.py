@@ -57,8 +57,9 @@ def chat_loop(model, sp, lines: Iterable[str], # the user's lines (`input` promp
             write('(대화를 새로 시작합니다 / conversation reset)\n')
             continue
         if not line: continue
-        try: messages, dropped = fit_history(sp, messages + [dict(role='user', content=line)],
-                                             model.cfg.max_seq_length, max_new_tokens)
+        context = model.cfg.max_seq_length  # room for a reply: max_new_tokens, at most half the context
+        try: messages, dropped = fit_history(sp, messages + [dict(role='user', content=line)], context,
+                                             min(max_new_tokens, context // 2))
         except UserError as e:
             write(f'({e})\n')
             continue
@@ -108,14 +109,22 @@ def read_request(handler, max_body: int) -> dict:
     if not isinstance(body, dict): raise ServerError(400, "the body must be a JSON object")
     return body
 
-def sampling_of(body: dict, max_tokens: int) -> dict:
-    "`reply`'s sampling arguments from an OpenAI request, checked."
-    n = body.get('max_tokens', body.get('max_completion_tokens', min(256, max_tokens)))
+def sampling_of(body: dict, max_tokens: int, # the server's cap on one reply
+                prompt: int, context: int, # the prompt's tokens, the model's max_seq_length
+               ) -> dict:
+    "`reply`'s sampling arguments from an OpenAI request, checked; no max_tokens: what the context leaves (OpenAI's)."
+    if prompt >= context:
+        raise ServerError(400, f"the prompt has {prompt} tokens; the model's context is {context}",
+                          code='context_length_exceeded')
+    n = body.get('max_tokens', body.get('max_completion_tokens', min(max_tokens, context - prompt)))
     if not isinstance(n, int) or not 1 <= n <= max_tokens:
         raise ServerError(400, f"max_tokens must be an integer from 1 to {max_tokens}, got {n!r}", code='max_tokens')
     temperature, top_p = body.get('temperature', SAMPLING['temperature']), body.get('top_p', SAMPLING['top_p'])
     if not isinstance(temperature, (int, float)) or not isinstance(top_p, (int, float)):
         raise ServerError(400, "temperature and top_p must be numbers")
+    if prompt + n > context:
+        raise ServerError(400, f"the prompt's {prompt} tokens and max_tokens={n} exceed the model's context of "
+                               f"{context} tokens", code='context_length_exceeded')
     return dict(max_new_tokens=n, temperature=float(temperature), top_p=float(top_p), seed=body.get('seed'))
 
 # %% ../nbs/12b_serve.ipynb #70f5ae44
@@ -214,20 +223,16 @@ class ChatServer(ThreadingHTTPServer):
         messages = body.get('messages')
         try: check_messages(messages)
         except UserError as e: raise ServerError(400, str(e), code='messages') from None
-        sampling = sampling_of(body, self.max_tokens)
-        if len(render_chat(self.sp, messages, True)[0]) + sampling['max_new_tokens'] > self.model.cfg.max_seq_length:
-            raise ServerError(400, f"the messages and max_tokens exceed the context of {self.model.cfg.max_seq_length} "
-                                   "tokens", code='context_length_exceeded')
+        sampling = sampling_of(body, self.max_tokens, len(render_chat(self.sp, messages, True)[0]),
+                               self.model.cfg.max_seq_length)
         return self.models.submit(lambda emit: reply(self.model, self.sp, messages, stream=emit,
                                                      precision=self.precision, **sampling), stream)
 
     def complete(self, body: dict) -> str:
         "The continuation of a completion request's prompt, generated when the model is free."
-        prompt, sampling = body.get('prompt'), sampling_of(body, self.max_tokens)
+        prompt = body.get('prompt')
         if not isinstance(prompt, str): raise ServerError(400, "prompt must be a string")
-        if len(self.sp.encode(prompt)) + 1 + sampling['max_new_tokens'] > self.model.cfg.max_seq_length:
-            raise ServerError(400, "the prompt and max_tokens exceed the model's context",
-                              code='context_length_exceeded')
+        sampling = sampling_of(body, self.max_tokens, len(self.sp.encode(prompt)) + 1, self.model.cfg.max_seq_length)
         return self.models.submit(lambda emit: generate_text(
             self.model, self.sp, prompt, sampling['max_new_tokens'], sampling['temperature'], top_p=sampling['top_p'],
             seed=sampling['seed'], precision=self.precision))

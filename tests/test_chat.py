@@ -198,3 +198,16 @@ def test_kollm_chat_talks_resets_and_leaves_in_a_terminal(tokenizers, tmp_path):
     assert len(answers) >= 2
     missing = subprocess.run([command], capture_output=True, text=True)
     assert missing.returncode == 2 and missing.stderr.count('\n') == 1 and '--ckpt' in missing.stderr
+
+
+def test_chat_loop_fits_a_small_context_with_the_default_reply_length(tokenizers):
+    "A 64-token model and the default max_new_tokens (200): the reply gets the room the context has, no refusal."
+    from kollm.serve import chat_loop
+    sp = spm.SentencePieceProcessor(model_file=str(tokenizers[1]))
+    torch.manual_seed(0)
+    model = KoLLM(KoLLMConfig(vocab_size=sp.vocab_size(), hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1,
+                              intermediate_size=64, max_seq_length=64, init_std=0.2)).eval()
+    written = []
+    history = chat_loop(model, sp, ['안녕하세요', '헌법 제1조는?'], written.append, temperature=0)
+    assert [m['role'] for m in history] == ['user', 'assistant'] * 2 or 'dropped' in ''.join(written), written
+    assert not any('do not fit' in w for w in written), written

@@ -140,3 +140,21 @@ def test_kollm_serve_serves_a_checkpoint_until_stopped(tmp_path, stop):
         assert proc.wait(timeout=30) == 0, proc.stderr.read()
         assert 'Traceback' not in proc.stderr.read()
     finally: proc.kill()
+
+
+def test_without_max_tokens_the_reply_gets_what_the_context_leaves(served):
+    "OpenAI's default: no max_tokens means up to the context's end, not a fixed count that may not fit."
+    server, url = served
+    context = server.model.cfg.max_seq_length
+    from kollm.chat import render_chat
+    words = ['국민']
+    while len(render_chat(server.sp, [dict(role='user', content=' '.join(words))], True)[0]) < context - 20:
+        words.append('국민')
+    prompt = len(render_chat(server.sp, [dict(role='user', content=' '.join(words))], True)[0])
+    assert context - prompt < server.max_tokens  # a fixed default of max_tokens would not fit
+    status, answer = post(url, json.dumps(dict(messages=[dict(role='user', content=' '.join(words))],
+                                               temperature=0)).encode())
+    assert status == 200, answer
+    status, answer = post(url, json.dumps(dict(messages=[dict(role='user', content=' '.join(words))],
+                                               max_tokens=context - prompt + 1)).encode())
+    assert status == 400 and json.loads(answer)['error']['code'] == 'context_length_exceeded', answer
