@@ -7,7 +7,7 @@ plain HTTP from a client thread. A third row runs the generator on a second thre
 `ModelQueue`: on a CPU that costs the OpenMP spin-wait (chapter 12b, "One thread runs the model"). Rounds alternate
 the sides (the order rotating), so load on this shared machine hits all alike; the report gives medians, the per-round
 ratio's median and range, and writes reports/serve.md.
-python bench/serve.py [--preset tiny] [--tokens 128] [--rounds 7]
+python bench/serve.py [--preset small] [--tokens 128] [--rounds 7]
 """
 import argparse, json, statistics, tempfile, threading, time, urllib.request
 from pathlib import Path
@@ -64,7 +64,7 @@ def over_http(url, n):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    p.add_argument('--preset', default='tiny', help='model preset (random weights)')
+    p.add_argument('--preset', default='small', help='model preset (random weights)')
     p.add_argument('--tokens', type=int, default=128, help='tokens a reply')
     p.add_argument('--rounds', type=int, default=7, help='paired rounds, the order rotating')
     p.add_argument('--seed', type=int, default=0, help='initial weights')

@@ -174,7 +174,9 @@ class Cancelled(Exception):
 
 class ModelQueue:
     "Work for the model, run on one thread in arrival order; each job's streamed pieces go back to its caller's thread."
-    def __init__(self): self.jobs = queue.SimpleQueue()
+    def __init__(self, flush_every: float = 0.01, # seconds between two `stream` calls: faster pieces come together
+                ):
+        self.jobs, self.flush_every = queue.SimpleQueue(), flush_every
 
     def submit(self, work: Callable[[Callable[[str], None]], object], # called as work(emit) on the model's thread
                stream: Callable[[str], None] | None = None, # gets each emitted piece, on the calling thread
@@ -186,12 +188,20 @@ class ModelQueue:
             events.put(('piece', piece))
         self.jobs.put((work, emit, events))
         try:
+            last = 0.0
             while True:
-                kind, value = events.get()
-                if kind == 'piece':
-                    if stream: stream(value)
-                elif kind == 'error': raise value
-                else: return value
+                batch = [events.get()]
+                if batch[0][0] == 'piece' and (wait := last + self.flush_every - time.perf_counter()) > 0:
+                    time.sleep(wait)  # the first piece goes at once; after it, one write per `flush_every`
+                while True:
+                    try: batch.append(events.get_nowait())
+                    except queue.Empty: break
+                if stream and (text := ''.join(v for k, v in batch if k == 'piece')):
+                    stream(text)
+                    last = time.perf_counter()
+                kind, value = batch[-1]  # a result or an error is always a job's last event
+                if kind == 'error': raise value
+                if kind == 'result': return value
         except BaseException:
             cancelled.set()  # e.g. the client's socket closed while we wrote to it
             raise
