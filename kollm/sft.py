@@ -350,7 +350,7 @@ def practice_file(folder: Path) -> Path:
 @call_parse
 @one_line_errors
 def kollm_sft(ckpt: str = None, # the pretrained checkpoint folder to tune (runs/NAME/checkpoints/step-N); required
-              data: str = None, # files by commas (JSONL of messages, Alpaca JSON/JSONL), or numbers: kollm's practice set
+              data: str = None, # files by commas (JSONL of messages, Alpaca JSON/JSONL), or numbers: the practice set
               out: str = 'runs/sft', # the run folder: checkpoints, metrics, the chat tokenizer, sft.json
               valid: str = '', # held-out files, by commas (default: a seeded 5% of --data)
               steps: int = 1000, # optimizer steps
