@@ -8,7 +8,7 @@ __all__ = ['WEIGHTS_FORMAT', 'RECORD', 'CHECKPOINT_FILES', 'STEP_FOLDER', 'WEIGH
            'list_checkpoints', 'load_weights', 'load_state', 'load_initial_weights', 'DamagedCheckpoint',
            'checkpoint_problem', 'newest_intact', 'usable_checkpoint', 'clean_checkpoints', 'average_checkpoints',
            'intact_checkpoints', 'load_checkpoint_model', 'check_tokenizer', 'checkpoint_folder', 'read_metrics',
-           'metrics_line', 'last_val_loss', 'keep_metrics_until', 'plot_metrics', 'wrote_config', 'run_folder_lock',
+           'metrics_line', 'last_val_loss', 'keep_metrics_until', 'plot_metrics', 'own_files', 'run_folder_lock',
            'earlier_run', 'move_aside', 'claim_run_folder']
 
 # %% ../nbs/05g_run.ipynb #e04439cf
@@ -317,11 +317,12 @@ def plot_metrics(run_dir, ax=None):
 RUN_FILES = ('checkpoints', METRICS, 'config.yaml', 'averaged', 'tensorboard')  # what training writes in its folder
 RUN_CONFIG_HEAD = "# the settings this run trains with, written by kollm at each start: edit a copy, not this file\n"
 
-def wrote_config(out_dir) -> bool:
-    "Whether `out_dir/config.yaml` is kollm's (its first line is `RUN_CONFIG_HEAD`), not the user's."
+def own_files(out_dir, names) -> list[str]:
+    "`names`, but config.yaml only if kollm wrote it: it starts with `RUN_CONFIG_HEAD`, or a run is there."
     try:
-        with open(Path(out_dir) / 'config.yaml', encoding='utf-8') as f: return f.readline() == RUN_CONFIG_HEAD
-    except (OSError, UnicodeDecodeError): return False
+        with open(Path(out_dir) / 'config.yaml', encoding='utf-8') as f: ours = f.readline() == RUN_CONFIG_HEAD
+    except (OSError, UnicodeDecodeError): ours = False
+    return [n for n in names if n != 'config.yaml' or ours or earlier_run(out_dir)]
 
 def _held_here(out_dir) -> bool:
     "Whether this process holds the folder's lock already (a released lock file is empty; a holder writes its PID)."
@@ -377,8 +378,7 @@ def claim_run_folder(cfg: TrainConfig, resume: bool = False, # continue the run 
     # a workspace (the run's shards made inside it, as the demo does) or a caller holding its lock answers for the rest
     workspace = held or _inside(cfg.tokens_dir, out)
     if not workspace and not earlier_run(out, cfg.init_from):  # a new run: anything else there is likely a typo
-        mine = [n for n in RUN_FILES if n != 'config.yaml' or wrote_config(out)]  # a user's is theirs
-        refuse_foreign(out, [*mine, '.DS_Store', *_inputs_inside(out, cfg)], 'kollm_train',
+        refuse_foreign(out, [*own_files(out, RUN_FILES), '.DS_Store', *_inputs_inside(out, cfg)], 'kollm_train',
                        "choose a new or empty out_dir (a typo?), or move those files out")
     lock = None if held else FolderLock(out, 'run folder').__enter__()
     try:

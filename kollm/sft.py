@@ -25,7 +25,7 @@ from .distributed import init_distributed, process_device, rank0_says
 from .generate import SAMPLING, TokenStreamer, generate_ids
 from .model import KoLLM
 from .config import TrainConfig, load_train_config
-from .run import earlier_run, load_checkpoint_model, run_folder_lock, write_weights, wrote_config
+from .run import load_checkpoint_model, own_files, run_folder_lock, write_weights
 from .runtime import (Precision, UserError, atomic_path, one_line_errors, pick_device, read_text, refuse_foreign,
                            write_atomic)
 from .tokens import TokenLoader, EndlessBatches, load_tokenizer
@@ -215,8 +215,8 @@ def chat_base(ckpt, out: Path, write: bool = True, # False: read the files anoth
 
 def refuse_foreign_sft(out: Path):
     "A `UserError` if `out` holds files a kollm_sft run did not write (a config.yaml without kollm's head: 05g)."
-    mine = [n for n in SFT_FILES if n != 'config.yaml' or wrote_config(out) or earlier_run(out)]
-    refuse_foreign(out, mine, 'kollm_sft', 'choose a new --out folder, or the one a kollm_sft run wrote')
+    refuse_foreign(out, own_files(out, SFT_FILES), 'kollm_sft',
+                   'choose a new --out folder, or the one a kollm_sft run wrote')
 
 def rank0_prepares(ckpt, out: Path, rank: int, world: int, device: torch.device) -> TrainConfig:
     "`chat_base`'s config: rank 0 checks `out` and writes its files; the other ranks wait for it, then read them."

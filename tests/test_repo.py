@@ -55,10 +55,10 @@ def test_torch_floor_is_the_one_checked():
     floors = [r for r in ini['DEFAULT']['requirements'].split() if r.startswith('torch')]
     assert floors == [f'torch>={MIN_TORCH}'], (floors, MIN_TORCH)
 
-SHARED = re.compile(r'\.\./shared\b|\bshared/data\b')  # the project's corpus beside the repository (`../shared/data`)
+SHARED = re.compile(r'\.\./shared\b|\bshared/data\b')  # the project's corpus, in a folder beside the repository
 
 def test_nothing_reads_the_projects_corpus():
-    "No chapter, test or fixture refers to `../shared`: they run on the embedded corpus, as a user's clone does."
+    "No chapter, test or fixture refers to the corpus beside the repository: a clone has only the embedded one."
     files = [*ROOT.glob('nbs/*.ipynb'), *(ROOT / 'nbs' / 'fixtures').rglob('*.py'), *ROOT.glob('tests/*.py'),
              *ROOT.glob('kollm/*.py')]
     assert len(files) > 20, files
